@@ -1,0 +1,33 @@
+"""cdtools: deep-learning change detection on satellite and aerial imagery.
+
+The public verbs are imported lazily, so ``import cdtools`` stays quick and does not
+pull in torch, fastai or geopandas until they are needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "make_scene_pair": "cdtools.synthetic",
+    "make_landcover_patches": "cdtools.synthetic",
+    "export_training_data": "cdtools.export",
+    "prepare_data": "cdtools.data",
+    "fetch": "cdtools.manifest",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cdtools' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
