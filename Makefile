@@ -1,0 +1,37 @@
+# cdtools: the two commands a fresh machine needs are `make demo` and `make test`.
+# Each creates .venv when it is missing and installs the package with its dev tools.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+.PHONY: install demo test lint lab bench clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(VENV)/bin/cdtools demo --out outputs
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest -q -p no:cacheprovider tests $(NOTEBOOKS) --nbval --nbval-current-env --nbval-cell-timeout=600
+
+lab: $(INSTALLED)
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: $(INSTALLED)
+	$(PY) benchmarks/naive_baseline.py
+	$(PY) benchmarks/export_speed.py
+
+clean:
+	rm -rf outputs notebooks/outputs .pytest_cache

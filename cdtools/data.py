@@ -1,0 +1,338 @@
+"""prepare_data: fastai DataLoaders of chip pairs, ((before, after), mask).
+
+Geometric augmentation (flips, 90-degree rotations, random crop) is drawn once per chip
+and applied identically to before, after and mask; photometric jitter is drawn per date,
+because illumination that differs between dates is exactly the pseudo-change a model
+must learn to ignore. Batches are ``((before, after), mask)``: before and after are
+float tensors ``(b, c, h, w)`` normalised per band, mask is ``(b, h, w)`` int64 with
+0 = no change, 1 = change, 255 = ignore.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.torch_core import default_device
+
+from cdtools.chips import Chip, ChipFolder, find_chips, read_chip
+from cdtools.errors import ChipsFolderError, ParameterError
+from cdtools.labels import IGNORE
+from cdtools.raster import PathLike
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CLASS_NAMES = ("NoChange", "Change")
+STATS_SAMPLE = 256  # training chips read to estimate the normalisation statistics
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-band mean and standard deviation, in the units stored in the chip files."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str = "dataset"
+
+    def normalise(self, image: np.ndarray) -> np.ndarray:
+        """``(bands, h, w)`` raw values to float32 with mean 0 and std 1 per band."""
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return (image.astype(np.float32) - mean) / std
+
+    def denormalise(self, image: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`normalise`."""
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return image * std + mean
+
+
+class ChangeDataLoaders(DataLoaders):
+    """fastai DataLoaders of ((before, after), mask) that also carry what a model needs.
+
+    Attributes: ``stats`` (:class:`NormStats`), ``bands`` (indices selected, or None for
+    all), ``n_bands``, ``chip_size``, ``class_names`` and ``source`` (the chips folder).
+    """
+
+    stats: NormStats
+    bands: tuple[int, ...] | None
+    n_bands: int
+    chip_size: int
+    class_names: tuple[str, ...]
+    source: Path
+
+    def show_batch(self, rows: int = 4, *, split: Literal["train", "valid"] = "train") -> Any:
+        """Draw ``rows`` chips as before | after | mask (change overlaid in colour).
+
+        Returns the matplotlib figure.
+        """
+        from cdtools.plots import show_pairs
+
+        loader = self.train if split == "train" else self.valid
+        (before, after), mask = loader.one_batch()
+        rows = min(rows, len(mask))
+        return show_pairs(
+            [self.stats.denormalise(t.cpu().numpy()) for t in before[:rows]],
+            [self.stats.denormalise(t.cpu().numpy()) for t in after[:rows]],
+            [m.cpu().numpy() for m in mask[:rows]],
+        )
+
+
+class ChipPairs(torch.utils.data.Dataset):
+    """A dataset of chips read from disk, normalised and (for training) augmented."""
+
+    def __init__(
+        self,
+        chips: Sequence[Chip],
+        folder: ChipFolder,
+        *,
+        stats: NormStats,
+        bands: Sequence[int] | None,
+        chip_size: int,
+        augment: bool,
+        seed: int,
+    ) -> None:
+        self.chips = list(chips)
+        self.lookup = folder.lookup
+        self.stats = stats
+        self.bands = list(bands) if bands is not None else None
+        self.chip_size = chip_size
+        self.augment = augment
+        self.seed = seed
+        self._calls = 0
+
+    def __len__(self) -> int:
+        return len(self.chips)
+
+    def raw(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Chip ``i`` as stored, bands selected: (before, after, mask 0/1/255)."""
+        before, after, mask = read_chip(self.chips[i], self.lookup)
+        if self.bands is not None:
+            before, after = before[self.bands], after[self.bands]
+        return before, after, mask
+
+    def __getitem__(self, i: int) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        before, after, mask = self.raw(i)
+        before, after = self.stats.normalise(before), self.stats.normalise(after)
+        if self.augment:
+            self._calls += 1
+            worker = torch.utils.data.get_worker_info()
+            rng = np.random.default_rng((self.seed, i, self._calls, worker.id if worker else 0))
+            before, after, mask = augment_pair(before, after, mask, self.chip_size, rng)
+        else:
+            before, after, mask = center_crop(before, after, mask, self.chip_size)
+        return (
+            (torch.from_numpy(np.ascontiguousarray(before)), torch.from_numpy(np.ascontiguousarray(after))),
+            torch.from_numpy(mask.astype(np.int64)),
+        )
+
+
+def augment_pair(
+    before: np.ndarray, after: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One draw of paired augmentation: same geometry for all three, jitter per date."""
+    before, after, mask = _pad(before, after, mask, size)
+    height, width = mask.shape
+    row = int(rng.integers(0, height - size + 1))
+    col = int(rng.integers(0, width - size + 1))
+    crop = (slice(row, row + size), slice(col, col + size))
+    before, after, mask = before[(slice(None), *crop)], after[(slice(None), *crop)], mask[crop]
+    k = int(rng.integers(0, 4))
+    flip_x, flip_y = rng.random() < 0.5, rng.random() < 0.5
+
+    def geometry(a: np.ndarray) -> np.ndarray:
+        a = np.rot90(a, k, axes=(-2, -1))
+        if flip_x:
+            a = a[..., ::-1]
+        if flip_y:
+            a = a[..., ::-1, :]
+        return a
+
+    before, after, mask = geometry(before), geometry(after), geometry(mask)
+    return _jitter(before, rng), _jitter(after, rng), mask
+
+
+def _jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness and contrast for the whole chip, plus a small per-band colour shift."""
+    contrast = 1.0 + rng.uniform(-0.2, 0.2)
+    shift = rng.uniform(-0.2, 0.2) + rng.uniform(-0.05, 0.05, size=(image.shape[0], 1, 1))
+    return (image * contrast + shift).astype(np.float32)
+
+
+def center_crop(
+    before: np.ndarray, after: np.ndarray, mask: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centre ``size`` x ``size`` window (padded with ignore where the chip is smaller)."""
+    before, after, mask = _pad(before, after, mask, size)
+    row, col = (mask.shape[0] - size) // 2, (mask.shape[1] - size) // 2
+    crop = (slice(row, row + size), slice(col, col + size))
+    return before[(slice(None), *crop)], after[(slice(None), *crop)], mask[crop]
+
+
+def _pad(
+    before: np.ndarray, after: np.ndarray, mask: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pad_h, pad_w = max(size - mask.shape[0], 0), max(size - mask.shape[1], 0)
+    if not (pad_h or pad_w):
+        return before, after, mask
+    image_pad = ((0, 0), (0, pad_h), (0, pad_w))
+    return (
+        np.pad(before, image_pad),
+        np.pad(after, image_pad),
+        np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=IGNORE),
+    )
+
+
+def prepare_data(
+    path: PathLike,
+    *,
+    chip_size: int = 256,
+    batch_size: int = 8,
+    val_split_pct: float = 0.1,
+    transforms: Literal["default"] | None = "default",
+    seed: int = 42,
+    bands: Sequence[int] | None = None,
+    norm: Literal["dataset", "imagenet"] | NormStats = "dataset",
+    num_workers: int = 0,
+) -> ChangeDataLoaders:
+    """Make fastai DataLoaders of ((before, after), mask) from a folder of chips.
+
+    Args:
+        path: a chips folder (cdtools/arcgis.learn export, or LEVIR-CD layout).
+        chip_size: size the chips are cropped to (randomly in training, centred in
+            validation); smaller chips are padded with ignored pixels.
+        batch_size: chips per batch.
+        val_split_pct: share of chips held out for validation, drawn with ``seed``
+            (LEVIR-CD's train/ and val/ folders are used as they are instead).
+        transforms: "default" for paired augmentation in training, None for none.
+        seed: seed of the split, the augmentation and the shuffling.
+        bands: 0-based indices of the bands to use (all when None).
+        norm: "dataset" (statistics of the training chips), "imagenet" (RGB uint8
+            only), or a :class:`NormStats` (for example a trained model's).
+        num_workers: background processes reading chips (0 reads in the main process).
+
+    Returns:
+        :class:`ChangeDataLoaders` with ``.train``, ``.valid``, ``.stats`` and ``.show_batch()``.
+
+    Example:
+        >>> dls = prepare_data("chips", batch_size=4)  # doctest: +SKIP
+        >>> (before, after), mask = dls.one_batch()
+    """
+    if chip_size < 8:
+        raise ParameterError(f"chip_size must be at least 8 pixels, got {chip_size}.")
+    if batch_size < 1:
+        raise ParameterError(f"batch_size must be at least 1, got {batch_size}.")
+    if not 0.0 <= val_split_pct < 1.0:
+        raise ParameterError(f"val_split_pct must be in [0, 1), got {val_split_pct}.")
+    if transforms not in ("default", None):
+        raise ParameterError(f"transforms must be 'default' or None, got {transforms!r}.")
+    folder = find_chips(path)
+    train, valid = _split(folder, val_split_pct, seed)
+    n_bands = _check_bands(folder, train[0], bands)
+    if isinstance(norm, NormStats):
+        stats = norm
+    elif norm == "imagenet":
+        stats = _imagenet_stats(folder, train[0], bands)
+    elif norm == "dataset":
+        stats = _dataset_stats(folder, train, bands, seed)
+    else:
+        raise ParameterError(f"norm must be 'dataset', 'imagenet' or NormStats, got {norm!r}.")
+    if len(stats.mean) != n_bands:
+        raise ParameterError(f"norm has statistics for {len(stats.mean)} bands, data has {n_bands}.")
+    common = {"stats": stats, "bands": bands, "chip_size": chip_size, "seed": seed}
+    train_ds = ChipPairs(train, folder, augment=transforms == "default", **common)
+    valid_ds = ChipPairs(valid, folder, augment=False, **common)
+    loaders = [
+        DataLoader(
+            train_ds, bs=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size,
+            num_workers=num_workers,
+        ),
+        DataLoader(valid_ds, bs=batch_size, shuffle=False, num_workers=num_workers),
+    ]
+    loaders[0].rng = random.Random(seed)
+    dls = ChangeDataLoaders(*loaders, path=folder.path, device=default_device())
+    dls.stats, dls.chip_size, dls.n_bands = stats, chip_size, n_bands
+    dls.bands = tuple(bands) if bands is not None else None
+    dls.class_names, dls.source = CLASS_NAMES, folder.path
+    log.info("prepare_data: %d training and %d validation chips", len(train_ds), len(valid_ds))
+    return dls
+
+
+def _split(folder: ChipFolder, val_pct: float, seed: int) -> tuple[list[Chip], list[Chip]]:
+    if "train" in folder.splits:
+        valid = folder.splits.get("valid") or folder.splits.get("test") or []
+        if not valid:
+            raise ChipsFolderError(f"{folder.path} has train/ but no val/ or test/ folder.")
+        return folder.splits["train"], valid
+    chips = folder.splits["all"]
+    n_valid = max(1, round(len(chips) * val_pct)) if val_pct > 0 else 0
+    if len(chips) - n_valid < 1:
+        raise ChipsFolderError(
+            f"{folder.path} holds {len(chips)} chips: too few to split off {val_pct:.0%} "
+            "for validation; export more chips (a smaller stride) or lower val_split_pct."
+        )
+    order = np.random.default_rng(seed).permutation(len(chips))
+    valid_ids = set(order[:n_valid].tolist())
+    return (
+        [c for i, c in enumerate(chips) if i not in valid_ids],
+        [c for i, c in enumerate(chips) if i in valid_ids],
+    )
+
+
+def _check_bands(folder: ChipFolder, chip: Chip, bands: Sequence[int] | None) -> int:
+    before, _, _ = read_chip(chip, folder.lookup)
+    if bands is None:
+        return before.shape[0]
+    bad = [b for b in bands if not 0 <= b < before.shape[0]]
+    if bad or not bands:
+        raise ParameterError(
+            f"bands={list(bands)} does not fit chips with {before.shape[0]} bands; "
+            f"use 0-based indices in 0..{before.shape[0] - 1}."
+        )
+    return len(bands)
+
+
+def _imagenet_stats(folder: ChipFolder, chip: Chip, bands: Sequence[int] | None) -> NormStats:
+    before, _, _ = read_chip(chip, folder.lookup)
+    n = len(bands) if bands is not None else before.shape[0]
+    if n != 3 or before.dtype != np.uint8:
+        raise ParameterError(
+            f"norm='imagenet' needs 3 uint8 bands, these chips have {n} of {before.dtype}; "
+            "use norm='dataset'."
+        )
+    return NormStats(
+        tuple(255 * m for m in IMAGENET_MEAN), tuple(255 * s for s in IMAGENET_STD), "imagenet"
+    )
+
+
+def _dataset_stats(
+    folder: ChipFolder, chips: list[Chip], bands: Sequence[int] | None, seed: int
+) -> NormStats:
+    """Per-band mean and std over both dates of up to STATS_SAMPLE training chips."""
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(chips), size=min(len(chips), STATS_SAMPLE), replace=False)
+    total = total_sq = None
+    count = 0
+    for i in sorted(picked.tolist()):
+        before, after, _ = read_chip(chips[i], folder.lookup)
+        for image in (before, after):
+            image = image[list(bands)] if bands is not None else image
+            pixels = image.reshape(image.shape[0], -1).astype(np.float64)
+            total = pixels.sum(1) if total is None else total + pixels.sum(1)
+            sq = (pixels**2).sum(1)
+            total_sq = sq if total_sq is None else total_sq + sq
+            count += pixels.shape[1]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    std = np.where(std < 1e-6, 1.0, std)
+    return NormStats(tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std))

@@ -1,0 +1,146 @@
+"""Figures: chip pairs with their change masks, scenes with polygons, chip indexes.
+
+matplotlib is imported inside each function so that ``import cdtools`` stays quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from cdtools.labels import CHANGE, IGNORE
+
+CHANGE_RGBA = (1.0, 0.15, 0.1, 0.55)  # change overlaid in translucent red
+IGNORE_RGBA = (0.5, 0.5, 0.5, 0.55)  # ignored pixels in grey
+
+
+def to_rgb(
+    image: np.ndarray, *, rgb: Sequence[int] = (0, 1, 2), limits: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """``(bands, h, w)`` to a displayable ``(h, w, 3)`` float image in [0, 1].
+
+    Bands ``rgb`` are shown (the first band three times for single-band images), each
+    stretched between its 2nd and 98th percentile, or between ``limits`` when given.
+    """
+    picked = image[[b if b < image.shape[0] else 0 for b in rgb]].astype(np.float32)
+    low, high = limits if limits is not None else stretch_limits([picked])
+    return np.clip((picked - low) / np.maximum(high - low, 1e-6), 0, 1).transpose(1, 2, 0)
+
+
+def stretch_limits(images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """2nd and 98th percentile per band over several ``(bands, h, w)`` images together.
+
+    Stretching two dates with the same limits keeps their real brightness difference.
+    """
+    stacked = np.concatenate([i.reshape(i.shape[0], -1) for i in images], axis=1)
+    low, high = np.percentile(stacked, [2, 98], axis=1)
+    return low[:, None, None], high[:, None, None]
+
+
+def mask_overlay(mask: np.ndarray) -> np.ndarray:
+    """An RGBA ``(h, w, 4)`` layer: change in red, ignored pixels in grey, else clear."""
+    layer = np.zeros((*mask.shape, 4), dtype=np.float32)
+    layer[mask == CHANGE] = CHANGE_RGBA
+    layer[mask == IGNORE] = IGNORE_RGBA
+    return layer
+
+
+def show_pairs(
+    befores: Sequence[np.ndarray],
+    afters: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    *,
+    rgb: Sequence[int] = (0, 1, 2),
+    size: float = 3.0,
+) -> Any:
+    """A figure with a row per chip: before | after | after with the mask overlaid.
+
+    Example:
+        >>> fig = show_pairs([before], [after], [mask])  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    rows = len(masks)
+    fig, axes = plt.subplots(rows, 3, figsize=(3 * size, rows * size), squeeze=False)
+    for r, (before, after, mask) in enumerate(zip(befores, afters, masks, strict=True)):
+        picked = [rgb_ if rgb_ < before.shape[0] else 0 for rgb_ in rgb]
+        limits = stretch_limits([before[picked], after[picked]])
+        after_rgb = to_rgb(after, rgb=rgb, limits=limits)
+        axes[r, 0].imshow(to_rgb(before, rgb=rgb, limits=limits))
+        axes[r, 1].imshow(after_rgb)
+        axes[r, 2].imshow(after_rgb)
+        axes[r, 2].imshow(mask_overlay(mask))
+    for ax, title in zip(axes[0], ("before", "after", "change mask"), strict=True):
+        ax.set_title(title)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def show_scene(
+    before: str, after: str, *, polygons: Any = None, rgb: Sequence[int] = (0, 1, 2), size: float = 5.0
+) -> Any:
+    """Before and after scenes side by side in map coordinates, change polygons outlined.
+
+    ``polygons`` is a GeoDataFrame (or a file path) in any CRS; it is drawn in the scene's.
+    """
+    import matplotlib.pyplot as plt
+
+    from cdtools.raster import open_raster
+
+    with open_raster(before) as src_b, open_raster(after) as src_a:
+        images = [src_b.read(), src_a.read()]
+        bounds, crs = src_b.bounds, src_b.crs
+    extent = (bounds.left, bounds.right, bounds.bottom, bounds.top)
+    frame = _as_frame(polygons, crs)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size), sharex=True, sharey=True)
+    picked = [b if b < images[0].shape[0] else 0 for b in rgb]
+    limits = stretch_limits([i[picked] for i in images])
+    for ax, image, title in zip(axes, images, ("before", "after"), strict=True):
+        ax.imshow(to_rgb(image, rgb=rgb, limits=limits), extent=extent)
+        if frame is not None:
+            frame.boundary.plot(ax=ax, color="yellow", linewidth=0.8)
+        ax.set_title(title)
+        ax.ticklabel_format(useOffset=False, style="plain")
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def show_chip_index(index: Any, *, scene: str | None = None, size: float = 6.0) -> Any:
+    """Chip footprints from chips.geojson, coloured by their change fraction, over the scene."""
+    import matplotlib.pyplot as plt
+
+    frame = _as_frame(index, None)
+    fig, ax = plt.subplots(figsize=(size, size))
+    if scene is not None:
+        from cdtools.raster import open_raster
+
+        with open_raster(scene) as src:
+            image, bounds = src.read(), src.bounds
+        ax.imshow(to_rgb(image), extent=(bounds.left, bounds.right, bounds.bottom, bounds.top))
+    frame.plot(
+        ax=ax, column="change_fraction", cmap="magma", alpha=0.35, edgecolor="white",
+        linewidth=0.3, legend=True, legend_kwds={"label": "change fraction", "shrink": 0.7},
+    )
+    ax.set_title(f"{len(frame)} chips")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _as_frame(frame: Any, crs: Any) -> Any:
+    if frame is None:
+        return None
+    import geopandas as gpd
+
+    if not isinstance(frame, gpd.GeoDataFrame):
+        frame = gpd.read_file(frame)
+    return frame.to_crs(crs) if crs is not None and frame.crs is not None else frame

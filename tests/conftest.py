@@ -1,0 +1,68 @@
+"""Small hand-made rasters whose geometry every test can work out by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from rasterio.transform import Affine, from_origin
+from shapely.geometry import box
+
+from cdtools.raster import write_geotiff
+
+CRS = "EPSG:32614"
+ORIGIN = (620000.0, 3350000.0)
+PIXEL = 0.5
+
+
+@dataclass
+class Pair:
+    before: Path
+    after: Path
+    polygons: Path
+    mask: Path
+    transform: Affine
+    height: int
+    width: int
+
+
+def make_pair(
+    folder: Path,
+    *,
+    height: int = 300,
+    width: int = 200,
+    bands: int = 3,
+    square: tuple[int, int, int, int] = (50, 100, 50, 100),
+    seed: int = 0,
+) -> Pair:
+    """A random uint8 pair where the after date is bright inside ``square`` (rows, cols).
+
+    The change polygons hold that one square, written in EPSG:4326 on purpose.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    transform = from_origin(*ORIGIN, PIXEL, PIXEL)
+    before = rng.integers(0, 200, (bands, height, width), dtype=np.uint8)
+    after = before.copy()
+    r0, r1, c0, c1 = square
+    after[:, r0:r1, c0:c1] = 255
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[r0:r1, c0:c1] = 1
+    paths = {name: folder / f"{name}.tif" for name in ("before", "after", "mask")}
+    write_geotiff(paths["before"], before, transform=transform, crs=CRS)
+    write_geotiff(paths["after"], after, transform=transform, crs=CRS)
+    write_geotiff(paths["mask"], mask, transform=transform, crs=CRS)
+    x0, y0 = transform @ (c0, r1)
+    x1, y1 = transform @ (c1, r0)
+    polygons = folder / "change.geojson"
+    frame = gpd.GeoDataFrame({"kind": ["new_building"]}, geometry=[box(x0, y0, x1, y1)], crs=CRS)
+    frame.to_crs("EPSG:4326").to_file(polygons)
+    return Pair(paths["before"], paths["after"], polygons, paths["mask"], transform, height, width)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Pair:
+    return make_pair(tmp_path / "scene")

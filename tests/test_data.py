@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from cdtools.data import NormStats, augment_pair, prepare_data
+from cdtools.errors import ChipsFolderError, ParameterError
+from cdtools.export import export_training_data
+from tests.conftest import Pair
+
+
+@pytest.fixture
+def chips(pair: Pair, tmp_path: Path) -> Path:
+    return export_training_data(
+        pair.before, pair.after, pair.polygons, tmp_path / "chips", tile_size=64, stride=32,
+        progress=False,
+    )
+
+
+def test_batches_are_pairs_with_masks(chips: Path) -> None:
+    dls = prepare_data(chips, chip_size=48, batch_size=4, val_split_pct=0.2)
+    (before, after), mask = dls.one_batch()
+    assert before.shape == after.shape == (4, 3, 48, 48)
+    assert before.dtype == torch.float32 and mask.shape == (4, 48, 48)
+    assert set(mask.unique().tolist()) <= {0, 1, 255}
+    assert len(dls.train_ds) + len(dls.valid_ds) == 54 and len(dls.valid_ds) == 11
+    assert dls.n_bands == 3 and dls.class_names == ("NoChange", "Change")
+
+
+def test_same_seed_same_split_and_batches(chips: Path) -> None:
+    runs = [prepare_data(chips, chip_size=48, batch_size=4, seed=7) for _ in range(2)]
+    assert [c.before.name for c in runs[0].valid_ds.chips] == [
+        c.before.name for c in runs[1].valid_ds.chips
+    ]
+    (b0, a0), m0 = runs[0].one_batch()
+    (b1, a1), m1 = runs[1].one_batch()
+    assert torch.equal(b0, b1) and torch.equal(a0, a1) and torch.equal(m0, m1)
+    other = prepare_data(chips, chip_size=48, batch_size=4, seed=8)
+    assert [c.before.name for c in other.valid_ds.chips] != [
+        c.before.name for c in runs[0].valid_ds.chips
+    ]
+
+
+def test_dataset_statistics_are_those_of_the_training_chips(chips: Path) -> None:
+    dls = prepare_data(chips, chip_size=64, batch_size=4)
+    stacked = np.stack([np.concatenate(dls.train_ds.raw(i)[:2]) for i in range(len(dls.train_ds))])
+    pixels = stacked.reshape(len(stacked), 2, 3, -1).transpose(2, 0, 1, 3).reshape(3, -1)
+    np.testing.assert_allclose(dls.stats.mean, pixels.mean(1), atol=1e-3)
+    np.testing.assert_allclose(dls.stats.std, pixels.std(1), atol=1e-3)
+
+
+def test_augmentation_keeps_before_after_and_mask_aligned() -> None:
+    # An asymmetric L: any flip or rotation of it is told apart from the others.
+    pattern = np.zeros((40, 40), dtype=bool)
+    pattern[5:35, 5:10] = True
+    pattern[30:35, 5:25] = True
+    before = np.where(pattern, 3.0, -3.0)[None].repeat(3, 0).astype(np.float32)
+    after = -before
+    mask = pattern.astype(np.uint8)
+    seen = set()
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        b, a, m = augment_pair(before, after, mask, 32, rng)
+        assert b.shape == (3, 32, 32) and m.shape == (32, 32)
+        np.testing.assert_array_equal(b[0] > 0, m == 1)
+        np.testing.assert_array_equal(a[0] < 0, m == 1)
+        assert not np.allclose(b + a, 0)  # jitter is drawn per date
+        seen.add(m.tobytes())
+    assert len(seen) > 8  # the draws differ
+
+
+def test_dataset_augments_in_training_only(chips: Path) -> None:
+    dls = prepare_data(chips, chip_size=64, batch_size=4)
+    (b, a), m = dls.valid_ds[0]
+    raw_b, raw_a, raw_m = dls.valid_ds.raw(0)
+    np.testing.assert_allclose(b.numpy(), dls.stats.normalise(raw_b), atol=1e-5)
+    np.testing.assert_array_equal(m.numpy(), raw_m)
+    plain = prepare_data(chips, chip_size=64, batch_size=4, transforms=None)
+    (b, _), _ = plain.train_ds[0]
+    np.testing.assert_allclose(b.numpy(), plain.stats.normalise(plain.train_ds.raw(0)[0]), atol=1e-5)
+
+
+def test_bands_and_norm_options(chips: Path) -> None:
+    dls = prepare_data(chips, chip_size=32, batch_size=2, bands=[2, 0])
+    (b, _), _ = dls.one_batch()
+    assert b.shape[1] == 2 and dls.bands == (2, 0) and len(dls.stats.mean) == 2
+    imagenet = prepare_data(chips, chip_size=32, batch_size=2, norm="imagenet")
+    assert imagenet.stats.source == "imagenet"
+    with pytest.raises(ParameterError, match="0-based indices in 0..2"):
+        prepare_data(chips, bands=[3])
+    with pytest.raises(ParameterError, match="needs 3 uint8 bands"):
+        prepare_data(chips, bands=[0, 1], norm="imagenet")
+    with pytest.raises(ParameterError, match="statistics for 1 bands"):
+        prepare_data(chips, norm=NormStats((1.0,), (1.0,)))
+
+
+def test_show_batch_draws_before_after_mask(chips: Path) -> None:
+    fig = prepare_data(chips, chip_size=48, batch_size=4).show_batch(rows=3)
+    assert len(fig.axes) == 9
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["before", "after", "change mask"]
+
+
+def _rename(chips: Path, names: tuple[str, str, str]) -> Path:
+    for old, new in zip(("images_before", "images_after", "labels"), names, strict=True):
+        (chips / old).rename(chips / new)
+    (chips / "export.json").unlink()
+    return chips
+
+
+def test_arcgis_images2_layout_with_0_1_labels(chips: Path) -> None:
+    _rename(chips, ("images", "images2", "labels"))
+    dls = prepare_data(chips, chip_size=64, batch_size=4)
+    assert len(dls.train_ds) + len(dls.valid_ds) == 54
+    ones = sum(int((dls.valid_ds[i][1] == 1).sum()) for i in range(len(dls.valid_ds)))
+    ignored = sum(int((dls.valid_ds[i][1] == 255).sum()) for i in range(len(dls.valid_ds)))
+    assert ones > 0 or ignored > 0
+
+
+def test_levir_layout_with_split_folders_and_0_255_labels(pair: Pair, tmp_path: Path) -> None:
+    root = tmp_path / "LEVIR-CD"
+    for split in ("train", "val", "test"):
+        export_training_data(pair.before, pair.after, pair.polygons, root / split,
+                             tile_size=64, stride=64, layout="levir", progress=False)
+        (root / split / "export.json").unlink()
+    dls = prepare_data(root, chip_size=64, batch_size=2)
+    assert len(dls.train_ds) == len(dls.valid_ds) == 5 * 4
+    masks = [dls.valid_ds[i][1] for i in range(len(dls.valid_ds))]
+    assert int(sum((m == 1).sum() for m in masks)) == 50 * 50  # 255 in 0/255 data is change
+    assert all(set(m.unique().tolist()) <= {0, 1} for m in masks)
+
+
+def test_missing_and_mismatched_chip_files(chips: Path) -> None:
+    victim = sorted((chips / "images_after").iterdir())[3]
+    victim.unlink()
+    with pytest.raises(ChipsFolderError, match=rf"have no file in chips/images_after.*{victim.stem}"):
+        prepare_data(chips)
+    shutil.copy(chips / "images_after" / "000000000.tif", victim)
+    small = chips / "labels" / victim.name
+    with rasterio.open(small, "w", driver="GTiff", count=1, height=8, width=8, dtype="uint8") as dst:
+        dst.write(np.zeros((1, 8, 8), dtype=np.uint8))
+    with pytest.raises(ChipsFolderError, match="000000003.tif does not match up"):
+        prepare_data(chips)  # the statistics read every chip of this small set
+    with pytest.raises(ChipsFolderError, match="not a chips folder"):
+        prepare_data(chips / "labels")
