@@ -60,9 +60,13 @@ def find_chips(path: PathLike) -> ChipFolder:
     """
     root = Path(path)
     if not root.is_dir():
-        raise ChipsFolderError(f"{root} is not a folder; pass the folder export_training_data wrote.")
+        raise ChipsFolderError(
+            f"{root} is not a folder; pass the folder export_training_data wrote."
+        )
     split_dirs = {
-        SPLIT_NAMES[d.name]: d for d in sorted(root.iterdir()) if d.name in SPLIT_NAMES and d.is_dir()
+        SPLIT_NAMES[d.name]: d
+        for d in sorted(root.iterdir())
+        if d.name in SPLIT_NAMES and d.is_dir()
     }
     if split_dirs and _layout_of(root) is None:
         layouts = {name: _layout_of(d) for name, d in split_dirs.items()}
@@ -148,7 +152,9 @@ def read_label_values(path: Path) -> np.ndarray:
     """The raw values of a label chip as a 2-D uint8 array."""
     data = read_chip_file(path)
     if data.shape[0] != 1 and not (data == data[:1]).all():
-        raise ChipsFolderError(f"label {path.name} has {data.shape[0]} different bands; it needs one.")
+        raise ChipsFolderError(
+            f"label {path.name} has {data.shape[0]} different bands; it needs one."
+        )
     return data[0].astype(np.uint8)
 
 

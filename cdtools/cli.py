@@ -66,17 +66,26 @@ def _sample(args: argparse.Namespace) -> None:
     from cdtools.synthetic import make_scene_pair
 
     world = make_scene_pair(args.out, size=args.size, seed=args.seed, nir=args.nir)
-    log.info("sample world written to %s (before.tif, after.tif, change_polygons.geojson, ...)", world.before.parent)
+    log.info(
+        "sample world written to %s (before.tif, after.tif, change_polygons.geojson, ...)",
+        world.before.parent,
+    )
 
 
 def _export(args: argparse.Namespace) -> None:
     from cdtools.export import export_training_data
 
     out = export_training_data(
-        args.before, args.after, args.labels, args.out,
-        tile_size=args.tile_size, stride=args.stride,
-        min_change_fraction=args.min_change_fraction, image_format=args.format,
-        layout=args.layout, overwrite=args.overwrite,
+        args.before,
+        args.after,
+        args.labels,
+        args.out,
+        tile_size=args.tile_size,
+        stride=args.stride,
+        min_change_fraction=args.min_change_fraction,
+        image_format=args.format,
+        layout=args.layout,
+        overwrite=args.overwrite,
     )
     log.info("chips written to %s", out)
 
@@ -96,16 +105,25 @@ def _demo(args: argparse.Namespace) -> None:
         out / "scene.png", dpi=110
     )
     chips = export_training_data(
-        world.before, world.after, world.change_polygons, out / "chips",
-        tile_size=256, stride=64, overwrite=True,
+        world.before,
+        world.after,
+        world.change_polygons,
+        out / "chips",
+        tile_size=256,
+        stride=64,
+        overwrite=True,
     )
-    show_chip_index(chips / "chips.geojson", scene=world.before).savefig(out / "chip_index.png", dpi=110)
+    show_chip_index(chips / "chips.geojson", scene=world.before).savefig(
+        out / "chip_index.png", dpi=110
+    )
     log.info("2/3 chips: %s", chips)
     dls = prepare_data(chips, chip_size=256, batch_size=8, seed=args.seed)
     dls.show_batch(rows=4).savefig(out / "show_batch.png", dpi=110)
     log.info(
         "3/3 DataLoaders: %d training and %d validation chips; figures in %s",
-        len(dls.train_ds), len(dls.valid_ds), out,
+        len(dls.train_ds),
+        len(dls.valid_ds),
+        out,
     )
 
 

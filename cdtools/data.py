@@ -132,7 +132,10 @@ class ChipPairs(torch.utils.data.Dataset):
         else:
             before, after, mask = center_crop(before, after, mask, self.chip_size)
         return (
-            (torch.from_numpy(np.ascontiguousarray(before)), torch.from_numpy(np.ascontiguousarray(after))),
+            (
+                torch.from_numpy(np.ascontiguousarray(before)),
+                torch.from_numpy(np.ascontiguousarray(after)),
+            ),
             torch.from_numpy(mask.astype(np.int64)),
         )
 
@@ -248,13 +251,18 @@ def prepare_data(
     else:
         raise ParameterError(f"norm must be 'dataset', 'imagenet' or NormStats, got {norm!r}.")
     if len(stats.mean) != n_bands:
-        raise ParameterError(f"norm has statistics for {len(stats.mean)} bands, data has {n_bands}.")
+        raise ParameterError(
+            f"norm has statistics for {len(stats.mean)} bands, data has {n_bands}."
+        )
     common = {"stats": stats, "bands": bands, "chip_size": chip_size, "seed": seed}
     train_ds = ChipPairs(train, folder, augment=transforms == "default", **common)
     valid_ds = ChipPairs(valid, folder, augment=False, **common)
     loaders = [
         DataLoader(
-            train_ds, bs=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size,
+            train_ds,
+            bs=batch_size,
+            shuffle=True,
+            drop_last=len(train_ds) > batch_size,
             num_workers=num_workers,
         ),
         DataLoader(valid_ds, bs=batch_size, shuffle=False, num_workers=num_workers),
@@ -335,4 +343,6 @@ def _dataset_stats(
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
     std = np.where(std < 1e-6, 1.0, std)
-    return NormStats(tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std))
+    return NormStats(
+        tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)
+    )

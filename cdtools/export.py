@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ LAYOUT_FOLDERS: dict[str, tuple[str, str, str]] = {
     "levir": ("A", "B", "label"),
 }
 INDEX_NAME = "chips.geojson"
+WRITE_THREADS = min(4, os.cpu_count() or 1)
 SUMMARY_NAME = "export.json"
 
 
@@ -112,13 +114,19 @@ def export_training_data(
         index: list[dict[str, Any]] = []
         counts = {"candidates": len(rows) * len(cols), "skipped_no_data": 0, "skipped_low": 0}
         bar = _progress(len(rows) * len(cols), enabled=progress)
-        with open_raster(before) as src_b, open_raster(after) as src_a:
+        # GDAL releases the GIL while encoding, so chips of one strip are written by threads.
+        with (
+            open_raster(before) as src_b,
+            open_raster(after) as src_a,
+            ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool,
+        ):
             for row in rows:
                 strip_width = cols[-1] + tile_size
                 img_b, valid_b = read_window(src_b, row, 0, tile_size, strip_width)
                 img_a, valid_a = read_window(src_a, row, 0, tile_size, strip_width)
                 label = read_labels(row, 0, tile_size, strip_width)
                 label[~(valid_b & valid_a)] = IGNORE
+                writes = []
                 for col in cols:
                     bar.update()
                     window = (slice(None), slice(None), slice(col, col + tile_size))
@@ -133,9 +141,11 @@ def export_training_data(
                         continue
                     name = f"{len(index):09d}.{image_format}"
                     transform = grid.transform @ Affine.translation(col, row)
-                    writer.image(folders[0] / name, img_b[window], transform)
-                    writer.image(folders[1] / name, img_a[window], transform)
-                    writer.label(folders[2] / name, chip_label, transform)
+                    writes += [
+                        pool.submit(writer.image, folders[0] / name, img_b[window], transform),
+                        pool.submit(writer.image, folders[1] / name, img_a[window], transform),
+                        pool.submit(writer.label, folders[2] / name, chip_label, transform),
+                    ]
                     index.append(
                         {
                             "id": len(index),
@@ -145,6 +155,8 @@ def export_training_data(
                             "change_fraction": round(fraction, 6),
                         }
                     )
+                for write in writes:
+                    write.result()  # re-raises the first failed write
         bar.close()
         _write_index(stage / INDEX_NAME, index, grid, tile_size)
         summary = {
@@ -157,7 +169,9 @@ def export_training_data(
             },
             "label_source": label_info,
             "layout": layout,
-            "folders": dict(zip(("before", "after", "labels"), LAYOUT_FOLDERS[layout], strict=True)),
+            "folders": dict(
+                zip(("before", "after", "labels"), LAYOUT_FOLDERS[layout], strict=True)
+            ),
             "image_format": image_format,
             "tile_size": tile_size,
             "stride": stride,
@@ -232,7 +246,9 @@ def _check_out_dir(out_dir: Path, *, overwrite: bool) -> None:
 def _staging(out_dir: Path) -> Iterator[Path]:
     """A hidden folder beside ``out_dir`` that replaces it only if the block succeeds."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    stage = Path(
+        tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent)
+    )
     try:
         yield stage
         if out_dir.exists():

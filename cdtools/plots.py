@@ -17,7 +17,10 @@ IGNORE_RGBA = (0.5, 0.5, 0.5, 0.55)  # ignored pixels in grey
 
 
 def to_rgb(
-    image: np.ndarray, *, rgb: Sequence[int] = (0, 1, 2), limits: tuple[np.ndarray, np.ndarray] | None = None
+    image: np.ndarray,
+    *,
+    rgb: Sequence[int] = (0, 1, 2),
+    limits: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``(bands, h, w)`` to a displayable ``(h, w, 3)`` float image in [0, 1].
 
@@ -82,7 +85,12 @@ def show_pairs(
 
 
 def show_scene(
-    before: str, after: str, *, polygons: Any = None, rgb: Sequence[int] = (0, 1, 2), size: float = 5.0
+    before: str,
+    after: str,
+    *,
+    polygons: Any = None,
+    rgb: Sequence[int] = (0, 1, 2),
+    size: float = 5.0,
 ) -> Any:
     """Before and after scenes side by side in map coordinates, change polygons outlined.
 
@@ -125,8 +133,14 @@ def show_chip_index(index: Any, *, scene: str | None = None, size: float = 6.0) 
             image, bounds = src.read(), src.bounds
         ax.imshow(to_rgb(image), extent=(bounds.left, bounds.right, bounds.bottom, bounds.top))
     frame.plot(
-        ax=ax, column="change_fraction", cmap="magma", alpha=0.35, edgecolor="white",
-        linewidth=0.3, legend=True, legend_kwds={"label": "change fraction", "shrink": 0.7},
+        ax=ax,
+        column="change_fraction",
+        cmap="magma",
+        alpha=0.35,
+        edgecolor="white",
+        linewidth=0.3,
+        legend=True,
+        legend_kwds={"label": "change fraction", "shrink": 0.7},
     )
     ax.set_title(f"{len(frame)} chips")
     ax.ticklabel_format(useOffset=False, style="plain")

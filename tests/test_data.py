@@ -17,7 +17,12 @@ from tests.conftest import Pair
 @pytest.fixture
 def chips(pair: Pair, tmp_path: Path) -> Path:
     return export_training_data(
-        pair.before, pair.after, pair.polygons, tmp_path / "chips", tile_size=64, stride=32,
+        pair.before,
+        pair.after,
+        pair.polygons,
+        tmp_path / "chips",
+        tile_size=64,
+        stride=32,
         progress=False,
     )
 
@@ -76,13 +81,15 @@ def test_augmentation_keeps_before_after_and_mask_aligned() -> None:
 
 def test_dataset_augments_in_training_only(chips: Path) -> None:
     dls = prepare_data(chips, chip_size=64, batch_size=4)
-    (b, a), m = dls.valid_ds[0]
-    raw_b, raw_a, raw_m = dls.valid_ds.raw(0)
+    (b, _), m = dls.valid_ds[0]
+    raw_b, _, raw_m = dls.valid_ds.raw(0)
     np.testing.assert_allclose(b.numpy(), dls.stats.normalise(raw_b), atol=1e-5)
     np.testing.assert_array_equal(m.numpy(), raw_m)
     plain = prepare_data(chips, chip_size=64, batch_size=4, transforms=None)
     (b, _), _ = plain.train_ds[0]
-    np.testing.assert_allclose(b.numpy(), plain.stats.normalise(plain.train_ds.raw(0)[0]), atol=1e-5)
+    np.testing.assert_allclose(
+        b.numpy(), plain.stats.normalise(plain.train_ds.raw(0)[0]), atol=1e-5
+    )
 
 
 def test_bands_and_norm_options(chips: Path) -> None:
@@ -91,7 +98,7 @@ def test_bands_and_norm_options(chips: Path) -> None:
     assert b.shape[1] == 2 and dls.bands == (2, 0) and len(dls.stats.mean) == 2
     imagenet = prepare_data(chips, chip_size=32, batch_size=2, norm="imagenet")
     assert imagenet.stats.source == "imagenet"
-    with pytest.raises(ParameterError, match="0-based indices in 0..2"):
+    with pytest.raises(ParameterError, match=r"0-based indices in 0\.\.2"):
         prepare_data(chips, bands=[3])
     with pytest.raises(ParameterError, match="needs 3 uint8 bands"):
         prepare_data(chips, bands=[0, 1], norm="imagenet")
@@ -124,8 +131,16 @@ def test_arcgis_images2_layout_with_0_1_labels(chips: Path) -> None:
 def test_levir_layout_with_split_folders_and_0_255_labels(pair: Pair, tmp_path: Path) -> None:
     root = tmp_path / "LEVIR-CD"
     for split in ("train", "val", "test"):
-        export_training_data(pair.before, pair.after, pair.polygons, root / split,
-                             tile_size=64, stride=64, layout="levir", progress=False)
+        export_training_data(
+            pair.before,
+            pair.after,
+            pair.polygons,
+            root / split,
+            tile_size=64,
+            stride=64,
+            layout="levir",
+            progress=False,
+        )
         (root / split / "export.json").unlink()
     dls = prepare_data(root, chip_size=64, batch_size=2)
     assert len(dls.train_ds) == len(dls.valid_ds) == 5 * 4
@@ -137,13 +152,17 @@ def test_levir_layout_with_split_folders_and_0_255_labels(pair: Pair, tmp_path: 
 def test_missing_and_mismatched_chip_files(chips: Path) -> None:
     victim = sorted((chips / "images_after").iterdir())[3]
     victim.unlink()
-    with pytest.raises(ChipsFolderError, match=rf"have no file in chips/images_after.*{victim.stem}"):
+    with pytest.raises(
+        ChipsFolderError, match=rf"have no file in chips/images_after.*{victim.stem}"
+    ):
         prepare_data(chips)
     shutil.copy(chips / "images_after" / "000000000.tif", victim)
     small = chips / "labels" / victim.name
-    with rasterio.open(small, "w", driver="GTiff", count=1, height=8, width=8, dtype="uint8") as dst:
+    with rasterio.open(
+        small, "w", driver="GTiff", count=1, height=8, width=8, dtype="uint8"
+    ) as dst:
         dst.write(np.zeros((1, 8, 8), dtype=np.uint8))
-    with pytest.raises(ChipsFolderError, match="000000003.tif does not match up"):
+    with pytest.raises(ChipsFolderError, match=r"000000003\.tif does not match up"):
         prepare_data(chips)  # the statistics read every chip of this small set
     with pytest.raises(ChipsFolderError, match="not a chips folder"):
         prepare_data(chips / "labels")

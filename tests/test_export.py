@@ -29,8 +29,13 @@ def read(path: Path) -> np.ndarray:
 def test_chip_counts_follow_tile_and_stride(pair: Pair, tmp_path: Path) -> None:
     for tile, stride in [(64, 32), (64, 64), (100, 50), (128, 20)]:
         out = export_training_data(
-            pair.before, pair.after, pair.polygons, tmp_path / f"c{tile}_{stride}",
-            tile_size=tile, stride=stride, progress=False,
+            pair.before,
+            pair.after,
+            pair.polygons,
+            tmp_path / f"c{tile}_{stride}",
+            tile_size=tile,
+            stride=stride,
+            progress=False,
         )
         n = expected_starts(300, tile, stride) * expected_starts(200, tile, stride)
         summary = json.loads((out / "export.json").read_text())
@@ -43,7 +48,12 @@ def test_chip_counts_follow_tile_and_stride(pair: Pair, tmp_path: Path) -> None:
 
 def test_chips_are_georeferenced_windows_of_the_scene(pair: Pair, tmp_path: Path) -> None:
     out = export_training_data(
-        pair.before, pair.after, pair.polygons, tmp_path / "chips", tile_size=64, stride=32,
+        pair.before,
+        pair.after,
+        pair.polygons,
+        tmp_path / "chips",
+        tile_size=64,
+        stride=32,
         progress=False,
     )
     index = gpd.read_file(out / "chips.geojson")
@@ -60,7 +70,12 @@ def test_chips_are_georeferenced_windows_of_the_scene(pair: Pair, tmp_path: Path
 
 def test_labels_match_the_polygon_and_edge_chips_are_padded(pair: Pair, tmp_path: Path) -> None:
     out = export_training_data(
-        pair.before, pair.after, pair.polygons, tmp_path / "chips", tile_size=64, stride=32,
+        pair.before,
+        pair.after,
+        pair.polygons,
+        tmp_path / "chips",
+        tile_size=64,
+        stride=32,
         progress=False,
     )
     index = gpd.read_file(out / "chips.geojson")
@@ -78,8 +93,14 @@ def test_labels_match_the_polygon_and_edge_chips_are_padded(pair: Pair, tmp_path
 
 def test_levir_layout_uses_a_b_label_and_0_255(pair: Pair, tmp_path: Path) -> None:
     out = export_training_data(
-        pair.before, pair.after, pair.polygons, tmp_path / "chips", tile_size=100, stride=100,
-        layout="levir", progress=False,
+        pair.before,
+        pair.after,
+        pair.polygons,
+        tmp_path / "chips",
+        tile_size=100,
+        stride=100,
+        layout="levir",
+        progress=False,
     )
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["A", "B", "label"]
     values = np.unique(np.concatenate([read(p).ravel() for p in (out / "label").iterdir()]))
@@ -89,8 +110,14 @@ def test_levir_layout_uses_a_b_label_and_0_255(pair: Pair, tmp_path: Path) -> No
 
 def test_label_raster_and_min_change_fraction(pair: Pair, tmp_path: Path) -> None:
     out = export_training_data(
-        pair.before, pair.after, pair.mask, tmp_path / "chips", tile_size=50, stride=50,
-        min_change_fraction=0.5, progress=False,
+        pair.before,
+        pair.after,
+        pair.mask,
+        tmp_path / "chips",
+        tile_size=50,
+        stride=50,
+        min_change_fraction=0.5,
+        progress=False,
     )
     summary = json.loads((out / "export.json").read_text())
     # The 50x50 change square fills exactly one 50x50 chip.
@@ -105,12 +132,25 @@ def test_png_pairs_without_georeferencing(tmp_path: Path) -> None:
     gt = np.zeros((1, 120, 90), dtype=np.uint8)
     gt[0, 10:30, 10:30] = 255
     for name, data in (("im1.png", image), ("im2.png", image[::-1].copy()), ("gt.png", gt)):
-        with rasterio.open(tmp_path / name, "w", driver="PNG", count=data.shape[0],
-                           height=120, width=90, dtype="uint8") as dst:
+        with rasterio.open(
+            tmp_path / name,
+            "w",
+            driver="PNG",
+            count=data.shape[0],
+            height=120,
+            width=90,
+            dtype="uint8",
+        ) as dst:
             dst.write(data)
     out = export_training_data(
-        tmp_path / "im1.png", tmp_path / "im2.png", tmp_path / "gt.png", tmp_path / "chips",
-        tile_size=64, stride=32, image_format="png", progress=False,
+        tmp_path / "im1.png",
+        tmp_path / "im2.png",
+        tmp_path / "gt.png",
+        tmp_path / "chips",
+        tile_size=64,
+        stride=32,
+        image_format="png",
+        progress=False,
     )
     index = gpd.read_file(out / "chips.geojson")  # pixel coordinates: x = column, y = row
     assert json.loads((out / "export.json").read_text())["crs"] is None
@@ -150,8 +190,9 @@ def test_pair_that_does_not_match(pair: Pair, tmp_path: Path) -> None:
     with pytest.raises(GridError, match="3 bands but after has 4"):
         export_training_data(pair.before, other.after, pair.polygons, tmp_path / "c")
     moved = tmp_path / "moved.tif"
-    write_geotiff(moved, read(pair.after), transform=Affine.translation(0, 1e5) @ pair.transform,
-                  crs=CRS)
+    write_geotiff(
+        moved, read(pair.after), transform=Affine.translation(0, 1e5) @ pair.transform, crs=CRS
+    )
     with pytest.raises(GridError, match="do not overlap"):
         export_training_data(pair.before, moved, pair.polygons, tmp_path / "c")
     broken = tmp_path / "broken.tif"
@@ -162,12 +203,21 @@ def test_pair_that_does_not_match(pair: Pair, tmp_path: Path) -> None:
 
 def test_existing_output_is_refused_then_replaced_whole(pair: Pair, tmp_path: Path) -> None:
     out = tmp_path / "chips"
-    export_training_data(pair.before, pair.after, pair.polygons, out, tile_size=100, stride=100,
-                         progress=False)
+    export_training_data(
+        pair.before, pair.after, pair.polygons, out, tile_size=100, stride=100, progress=False
+    )
     with pytest.raises(OutputExistsError, match="overwrite=True"):
         export_training_data(pair.before, pair.after, pair.polygons, out, tile_size=64)
-    export_training_data(pair.before, pair.after, pair.polygons, out, tile_size=64, stride=64,
-                         overwrite=True, progress=False)
+    export_training_data(
+        pair.before,
+        pair.after,
+        pair.polygons,
+        out,
+        tile_size=64,
+        stride=64,
+        overwrite=True,
+        progress=False,
+    )
     assert json.loads((out / "export.json").read_text())["tile_size"] == 64
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chips", "scene"]
     user = tmp_path / "notes"
@@ -182,8 +232,9 @@ def test_interrupted_export_leaves_the_old_one_untouched(
     pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "chips"
-    export_training_data(pair.before, pair.after, pair.polygons, out, tile_size=100, stride=100,
-                         progress=False)
+    export_training_data(
+        pair.before, pair.after, pair.polygons, out, tile_size=100, stride=100, progress=False
+    )
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     calls = {"n": 0}
     original = export_module._ChipWriter.image
@@ -196,7 +247,15 @@ def test_interrupted_export_leaves_the_old_one_untouched(
 
     monkeypatch.setattr(export_module._ChipWriter, "image", failing)
     with pytest.raises(OSError, match="disk full"):
-        export_training_data(pair.before, pair.after, pair.polygons, out, tile_size=64,
-                             stride=32, overwrite=True, progress=False)
+        export_training_data(
+            pair.before,
+            pair.after,
+            pair.polygons,
+            out,
+            tile_size=64,
+            stride=32,
+            overwrite=True,
+            progress=False,
+        )
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chips", "scene"]

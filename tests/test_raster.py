@@ -7,8 +7,14 @@ import pytest
 from rasterio.transform import from_origin
 
 from cdtools.errors import GridError, RasterError
-from cdtools.raster import atomic_path, check_same_grid, describe, open_raster, read_window
-from cdtools.raster import write_geotiff
+from cdtools.raster import (
+    atomic_path,
+    check_same_grid,
+    describe,
+    open_raster,
+    read_window,
+    write_geotiff,
+)
 from tests.conftest import CRS, Pair
 
 
@@ -53,9 +59,9 @@ def test_pair_checks_name_the_problem(tmp_path: Path) -> None:
         check_same_grid(ref, _write(tmp_path / "res.tif", pixel=1.0))
     with pytest.raises(GridError, match="3 bands but after has 4"):
         check_same_grid(ref, _write(tmp_path / "bands.tif", bands=4))
-    with pytest.raises(GridError, match="do not overlap.*3168 units apart"):
+    with pytest.raises(GridError, match=r"do not overlap.*3168 units apart"):
         check_same_grid(ref, _write(tmp_path / "far.tif", origin=(623200.0, 3350000.0)))
-    with pytest.raises(GridError, match="not on the same pixel grid.*rio warp"):
+    with pytest.raises(GridError, match=r"not on the same pixel grid.*rio warp"):
         check_same_grid(ref, _write(tmp_path / "shift.tif", origin=(620010.0, 3350000.0)))
     check_same_grid(ref, _write(tmp_path / "same.tif"))
 

@@ -1,0 +1,51 @@
+"""Optional checks on real imagery in ../shared/data (skipped where that folder is absent).
+
+Set CDTOOLS_REAL_DATA to another folder with the same layout to run them elsewhere.
+Figures are saved under outputs/tests/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cdtools.data import prepare_data
+from cdtools.export import export_training_data
+
+REAL_DATA = Path(os.environ.get("CDTOOLS_REAL_DATA", Path(__file__).parents[2] / "shared" / "data"))
+SZTAKI = REAL_DATA / "sztaki_airchange" / "Szada" / "1"
+FIGURES = Path(__file__).parents[1] / "outputs" / "tests"
+
+pytestmark = [
+    pytest.mark.real_data,
+    pytest.mark.skipif(not SZTAKI.exists(), reason=f"real data not found at {REAL_DATA}"),
+]
+
+
+def test_sztaki_pair_exports_and_loads(tmp_path: Path) -> None:
+    out = export_training_data(
+        SZTAKI / "im1.png",
+        SZTAKI / "im2.png",
+        SZTAKI / "gt.png",
+        tmp_path / "szada1",
+        tile_size=256,
+        stride=128,
+        image_format="png",
+        progress=False,
+    )
+    summary = json.loads((out / "export.json").read_text())
+    # 640 x 952 at tile 256, stride 128: 4 rows (last padded) x 7 columns (last padded).
+    assert summary["counts"]["chips"] == 4 * 7
+    assert summary["crs"] is None and summary["label_source"]["convention"] == "0/255"
+    dls = prepare_data(out, chip_size=224, batch_size=4, val_split_pct=0.2, seed=0)
+    (before, _), mask = dls.one_batch()
+    assert before.shape == (4, 3, 224, 224) and mask.shape == (4, 224, 224)
+    changed = sum(float((dls.valid_ds[i][1] == 1).float().mean()) for i in range(len(dls.valid_ds)))
+    assert 0 < changed / len(dls.valid_ds) < 0.5  # Szada/1 has some, not mostly, change
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    dls.show_batch(rows=4).savefig(FIGURES / "sztaki_szada1_show_batch.png", dpi=80)
+    assert np.isfinite(dls.stats.mean).all()
