@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: install demo test lint lab bench clean
+.PHONY: install demo test lint lab notebooks bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,13 @@ test: lint
 
 lab: $(INSTALLED)
 	$(VENV)/bin/jupyter lab notebooks
+
+# Re-run every notebook in place: this is how their committed outputs are made.
+notebooks: $(INSTALLED)
+	for nb in $(NOTEBOOKS); do \
+		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
+	done
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/naive_baseline.py

@@ -100,7 +100,7 @@ def _demo(args: argparse.Namespace) -> None:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     world = make_scene_pair(out / "sample", size=args.size, seed=args.seed)
-    log.info("1/3 sample world: %s", ", ".join(p.name for p in world.files()))
+    log.info("1/3 sample world in %s", world.before.parent)
     show_scene(world.before, world.after, polygons=world.change_polygons).savefig(
         out / "scene.png", dpi=110
     )
