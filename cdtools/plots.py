@@ -158,3 +158,97 @@ def _as_frame(frame: Any, crs: Any) -> Any:
     if not isinstance(frame, gpd.GeoDataFrame):
         frame = gpd.read_file(frame)
     return frame.to_crs(crs) if crs is not None and frame.crs is not None else frame
+
+
+TP_RGBA = (1.0, 0.15, 0.1, 0.6)  # change found: red
+FP_RGBA = (1.0, 0.85, 0.0, 0.7)  # false alarm: yellow
+FN_RGBA = (0.0, 0.75, 1.0, 0.7)  # change missed: cyan
+
+
+def outcome_overlay(mask: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:
+    """RGBA layer of a prediction against the truth: TP red, FP yellow, FN cyan."""
+    pred = prob > threshold
+    layer = np.zeros((*mask.shape, 4), dtype=np.float32)
+    layer[pred & (mask == CHANGE)] = TP_RGBA
+    layer[pred & (mask == 0)] = FP_RGBA
+    layer[~pred & (mask == CHANGE)] = FN_RGBA
+    return layer
+
+
+def show_results(
+    befores: Sequence[np.ndarray],
+    afters: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    probs: Sequence[np.ndarray],
+    *,
+    threshold: float = 0.5,
+    rgb: Sequence[int] = (0, 1, 2),
+    size: float = 2.6,
+) -> Any:
+    """A row per chip: before | after | truth | prediction (TP red, FP yellow, FN cyan)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    rows = len(masks)
+    fig, axes = plt.subplots(rows, 4, figsize=(4 * size, rows * size + 0.4), squeeze=False)
+    for r, (before, after, mask, prob) in enumerate(
+        zip(befores, afters, masks, probs, strict=True)
+    ):
+        picked = [b if b < before.shape[0] else 0 for b in rgb]
+        limits = stretch_limits([before[picked], after[picked]])
+        after_rgb = to_rgb(after, rgb=rgb, limits=limits)
+        axes[r, 0].imshow(to_rgb(before, rgb=rgb, limits=limits))
+        axes[r, 1].imshow(after_rgb)
+        axes[r, 2].imshow(after_rgb)
+        axes[r, 2].imshow(mask_overlay(mask))
+        axes[r, 3].imshow(after_rgb)
+        axes[r, 3].imshow(outcome_overlay(mask, prob, threshold))
+    for ax, title in zip(axes[0], ("before", "after", "truth", "prediction"), strict=True):
+        ax.set_title(title)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    legend = [
+        Patch(color=c, label=n)
+        for c, n in ((TP_RGBA, "found"), (FP_RGBA, "false alarm"), (FN_RGBA, "missed"))
+    ]
+    fig.legend(handles=legend, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    plt.close(fig)
+    return fig
+
+
+def show_prediction(
+    before: np.ndarray,
+    after: np.ndarray,
+    prob: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    rgb: Sequence[int] = (0, 1, 2),
+    size: float = 4.0,
+) -> Any:
+    """before | after | change probability (outlined where above ``threshold``)."""
+    import matplotlib.pyplot as plt
+
+    picked = [b if b < before.shape[0] else 0 for b in rgb]
+    limits = stretch_limits([before[picked], after[picked]])
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size))
+    axes[0].imshow(to_rgb(before, rgb=rgb, limits=limits))
+    axes[1].imshow(to_rgb(after, rgb=rgb, limits=limits))
+    shown = axes[2].imshow(prob, cmap="magma", vmin=0, vmax=1)
+    axes[2].contour(prob > threshold, levels=[0.5], colors="cyan", linewidths=0.6)
+    fig.colorbar(shown, ax=axes[2], fraction=0.046, label="change probability")
+    for ax, title in zip(axes, ("before", "after", "change"), strict=True):
+        ax.set_title(title)
+        ax.set_axis_off()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def display(fig: Any) -> None:
+    """Show a figure in Jupyter (figures made here are closed, so they do not show twice)."""
+    try:
+        from IPython.display import display as ipython_display
+    except ImportError:  # plain Python: the caller saves the figure instead
+        return
+    ipython_display(fig)

@@ -251,3 +251,24 @@ def write_geotiff(
         with rasterio.open(tmp, "w", **options) as dst:
             dst.write(array)
     return Path(path)
+
+
+def read_image(image: PathLike | np.ndarray) -> tuple[np.ndarray, RasterInfo | None]:
+    """A whole image as ``(bands, h, w)`` and its :class:`RasterInfo` (None for arrays).
+
+    Arrays may be ``(bands, h, w)``, ``(h, w)``, or ``(h, w, bands)`` with 1, 3 or 4
+    bands (as PIL and matplotlib give them).
+    """
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            return image[np.newaxis], None
+        if image.ndim != 3:
+            raise RasterError(
+                f"an image array must have 2 or 3 dimensions, got shape {image.shape}."
+            )
+        if image.shape[-1] in (1, 3, 4) and image.shape[0] > 4:
+            image = image.transpose(2, 0, 1)
+        return image, None
+    info = describe(image)
+    with open_raster(image) as src:
+        return src.read(), info

@@ -1,0 +1,445 @@
+"""ChangeDetector: a fastai Learner facade for siamese change-detection models.
+
+Train with ``lr_find`` and ``fit``, look with ``show_results``, score with
+``precision_recall_score``, pick a threshold with ``tune_threshold``, keep it with
+``save`` / ``from_model`` (safetensors + JSON), use it with ``predict``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+# Imported for what they add to fastai's Learner: to_fp16, the progress bar and results
+# table, fit_one_cycle and lr_find.
+import fastai.callback.fp16
+import fastai.callback.progress
+import fastai.callback.schedule  # noqa: F401
+import numpy as np
+import torch
+from fastai.callback.tracker import EarlyStoppingCallback, TrackerCallback
+from fastai.learner import Learner
+
+from cdtools.data import ChangeDataLoaders
+from cdtools.errors import (
+    CdtoolsError,
+    CdtoolsWarning,
+    GridError,
+    OutputExistsError,
+    ParameterError,
+)
+from cdtools.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
+from cdtools.metrics import SCORES, ChangeScore, confusion, scores
+from cdtools.models import ARCHITECTURES
+from cdtools.models.backbone import Pretrained
+from cdtools.package import ModelSpec, read_package, write_package
+from cdtools.raster import PathLike, RasterInfo, check_same_grid, read_image, write_geotiff
+from cdtools.tiling import predict_tiled
+
+log = logging.getLogger(__name__)
+
+
+class ChangeDetector:
+    """A siamese change-detection model with everything needed to train and use it.
+
+    Args:
+        data: DataLoaders from :func:`cdtools.prepare_data` (None only via ``from_model``).
+        arch: "siamese_unet", "stanet" or "bit".
+        backbone: an smp encoder name, e.g. "resnet18", "resnet34", "resnet50", "efficientnet-b0".
+        pretrained: "auto", True, False or a weight file (see ``models.backbone.make_encoder``).
+        loss: a loss module; default BCE + Dice (STANet: batch-balanced contrastive loss).
+        **arch_kwargs: options of the architecture (fusion="concat", attention_type="BAM", ...).
+
+    Example:
+        >>> dls = prepare_data("chips")  # doctest: +SKIP
+        >>> cd = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18")  # doctest: +SKIP
+        >>> cd.fit(5, 1e-3)  # doctest: +SKIP
+        >>> change = cd.predict("before.tif", "after.tif", out_path="change.tif")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        data: ChangeDataLoaders,
+        *,
+        arch: str = "siamese_unet",
+        backbone: str = "resnet18",
+        pretrained: Pretrained = "auto",
+        loss: torch.nn.Module | None = None,
+        **arch_kwargs: Any,
+    ) -> None:
+        if arch not in ARCHITECTURES:
+            raise ParameterError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}.")
+        spec = ModelSpec(
+            arch=arch,
+            backbone=backbone,
+            in_channels=data.n_bands,
+            chip_size=data.chip_size,
+            stats=data.stats,
+            arch_kwargs=dict(arch_kwargs),
+            bands=data.bands,
+        )
+        try:
+            model = ARCHITECTURES[arch](
+                spec.in_channels, backbone=backbone, pretrained=pretrained, **arch_kwargs
+            )
+        except (TypeError, ValueError) as err:
+            raise ParameterError(f"{arch} does not take these options: {err}") from None
+        spec.training["weights"] = model.weights_source
+        self._setup(spec, model, data, loss)
+        if model.weights_source != "random":
+            self.learn.freeze()  # train the new layers first; unfreeze() for the backbone
+
+    def _setup(
+        self, spec: ModelSpec, model: torch.nn.Module, data: ChangeDataLoaders | None, loss: Any
+    ) -> None:
+        self.spec, self.model, self.data = spec, model, data
+        self.learn: Learner | None = None
+        if data is None:
+            return
+        if data.n_bands != spec.in_channels:
+            raise ParameterError(
+                f"the data has {data.n_bands} bands but the model takes {spec.in_channels}; "
+                "prepare the data with the model's bands."
+            )
+        if loss is None:
+            loss = (
+                BatchBalancedContrastiveLoss(margin=model.margin)
+                if model.output == "distance"
+                else BCEDiceLoss()
+            )
+        metrics = [ChangeScore(s, self.probability, lambda: self.spec.threshold) for s in SCORES]
+        self.learn = Learner(
+            data,
+            model,
+            loss_func=loss,
+            metrics=metrics,
+            splitter=_split_encoder,
+            path=data.path,
+            model_dir="models",
+        )
+
+    @property
+    def threshold(self) -> float:
+        """Probability above which a pixel is change."""
+        return self.spec.threshold
+
+    def probability(self, output: torch.Tensor) -> torch.Tensor:
+        """The model's raw output as change probability in [0, 1]."""
+        if self.model.output == "distance":  # STANet: 0.5 exactly at distance = margin / 2
+            margin = self.model.margin
+            return torch.sigmoid(4.0 * (output - margin / 2) / margin)
+        return torch.sigmoid(output)
+
+    # ----------------------------------------------------------------- training
+    def _learner(self) -> Learner:
+        if self.learn is None:
+            raise CdtoolsError(
+                "this detector has no training data; rebuild it with "
+                "ChangeDetector.from_model(path, data=prepare_data(...))."
+            )
+        return self.learn
+
+    def lr_find(self, *, show: bool = True, num_it: int = 100) -> float:
+        """Run fastai's learning-rate finder; plots the curve and returns the suggestion."""
+        suggestion = self._learner().lr_find(num_it=num_it, show_plot=show)
+        self._lr = float(suggestion.valley)
+        return self._lr
+
+    def fit(
+        self,
+        epochs: int,
+        lr: float | None = None,
+        *,
+        one_cycle: bool = True,
+        early_stopping: bool | int = False,
+        checkpoint: bool = True,
+        monitor: str = "valid_loss",
+        mixed_precision: bool = False,
+    ) -> None:
+        """Train, printing train/valid loss and the change class's precision, recall, F1 and IoU.
+
+        Args:
+            epochs: passes over the training chips.
+            lr: learning rate; default the last ``lr_find`` suggestion (running it if needed).
+            one_cycle: the one-cycle schedule (else a constant rate).
+            early_stopping: stop when ``monitor`` has not improved for 3 epochs (or this many).
+            checkpoint: keep the best epoch by ``monitor`` on disk and return to it at the end.
+            monitor: "valid_loss", "f1", "iou", "precision" or "recall".
+            mixed_precision: half-precision training on a GPU (ignored on CPU, with a warning).
+        """
+        learn = self._learner()
+        if monitor not in ("valid_loss", "train_loss", *SCORES):
+            raise ParameterError(f"monitor must be valid_loss or one of {SCORES}, got {monitor!r}.")
+        callbacks = []
+        if early_stopping:
+            patience = 3 if early_stopping is True else int(early_stopping)
+            callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=patience))
+        if checkpoint:
+            callbacks.append(SafetensorsCheckpoint(monitor=monitor))
+        if mixed_precision and not torch.cuda.is_available():
+            warnings.warn(
+                "mixed_precision needs a GPU; training in fp32.", CdtoolsWarning, stacklevel=2
+            )
+            mixed_precision = False
+        if mixed_precision:
+            learn.to_fp16()
+        lr = lr or getattr(self, "_lr", None) or self.lr_find(show=False)
+        try:
+            if one_cycle:
+                learn.fit_one_cycle(epochs, lr, cbs=callbacks)
+            else:
+                learn.fit(epochs, lr, cbs=callbacks)
+        finally:
+            if mixed_precision:
+                learn.to_fp32()
+        self.spec.training.update(self._training_summary(epochs, lr))
+
+    def freeze(self) -> None:
+        """Train only the layers after the backbone."""
+        self._learner().freeze()
+
+    def unfreeze(self) -> None:
+        """Train the backbone too (after a few epochs with it frozen)."""
+        self._learner().unfreeze()
+
+    def plot_losses(self) -> Any:
+        """Training and validation loss per batch (fastai's recorder plot)."""
+        return self._learner().recorder.plot_loss()
+
+    def _training_summary(self, epochs: int, lr: float) -> dict[str, Any]:
+        data = self.data
+        summary = {"source": Path(data.source).name, "train_chips": len(data.train_ds)}
+        summary |= {"valid_chips": len(data.valid_ds), "epochs": epochs, "lr": lr}
+        return {
+            **self.spec.training,
+            **summary,
+            "epochs_total": self.spec.training.get("epochs_total", 0) + epochs,
+        }
+
+    # --------------------------------------------------------------- evaluation
+    def _validation(self) -> Any:
+        """(before, after, mask, probability) per validation batch, model in eval mode."""
+        learn = self._learner()
+        self.model.eval()
+        with torch.inference_mode():
+            for (before, after), mask in learn.dls.valid:
+                yield before, after, mask, self.probability(self.model((before, after)))[:, 0]
+
+    def precision_recall_score(self) -> Any:
+        """Precision, recall, F1, IoU and support of NoChange and Change over the validation set."""
+        import pandas as pd
+
+        matrix = torch.zeros(2, 2, dtype=torch.long)
+        for _, _, mask, prob in self._validation():
+            matrix += confusion(prob, mask, self.threshold)
+        table = pd.DataFrame(scores(matrix))
+        self.spec.metrics = {"threshold": self.threshold, **table.to_dict()}
+        return table
+
+    def tune_threshold(self, *, bins: int = 200) -> float:
+        """The threshold that maximises validation F1 of change; the detector keeps it."""
+        counts = np.zeros((2, bins), dtype=np.int64)
+        for _, _, mask, prob in self._validation():
+            valid = mask != 255
+            index = (prob[valid].clamp(0, 1 - 1e-7) * bins).long().cpu().numpy()
+            truth = (mask[valid] == 1).cpu().numpy()
+            np.add.at(counts, (truth.astype(int), index), 1)
+        above = counts[:, ::-1].cumsum(axis=1)[:, ::-1]  # pixels with prob >= each bin edge
+        tp, fp = above[1], above[0]
+        fn = counts[1].sum() - tp
+        f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+        best = int(np.argmax(f1))
+        self.spec.threshold = round(best / bins, 4)
+        return self.spec.threshold
+
+    def show_results(self, rows: int = 4) -> Any:
+        """before | after | truth | prediction of validation chips (FP and FN in own colours)."""
+        from cdtools.plots import show_results
+
+        before, after, mask, prob = next(iter(self._validation()))
+        rows = min(rows, len(mask))
+        stats = self.spec.stats
+        return show_results(
+            [stats.denormalise(t.cpu().numpy()) for t in before[:rows]],
+            [stats.denormalise(t.cpu().numpy()) for t in after[:rows]],
+            [m.cpu().numpy() for m in mask[:rows]],
+            [p.cpu().numpy() for p in prob[:rows]],
+            threshold=self.threshold,
+        )
+
+    # ------------------------------------------------------------------ package
+    def save(self, name_or_path: PathLike, *, zip: bool = False, overwrite: bool = False) -> Path:
+        """Write a model package (folder with model.safetensors and model.json; .zip if asked).
+
+        A bare name goes to ``<chips folder>/models/<name>``, as arcgis.learn does.
+        """
+        path = Path(name_or_path)
+        if len(path.parts) == 1 and self.data is not None:
+            path = Path(self.data.path) / "models" / path
+        if self.data is not None and not self.spec.metrics:
+            self.precision_recall_score()
+        return write_package(
+            path, self.spec, self.model.state_dict(), zip_too=zip, overwrite=overwrite
+        )
+
+    @classmethod
+    def from_model(cls, path: PathLike, data: ChangeDataLoaders | None = None) -> ChangeDetector:
+        """Rebuild a detector from a package (folder, .zip or model.json), without training data."""
+        spec, state = read_package(path)
+        model = ARCHITECTURES[spec.arch](
+            spec.in_channels, backbone=spec.backbone, pretrained=False, **spec.arch_kwargs
+        )
+        model.load_state_dict(state)
+        model.eval()
+        detector = cls.__new__(cls)
+        detector._setup(spec, model, data, None)
+        return detector
+
+    def export_onnx(self, path: PathLike, *, tile: int | None = None) -> Path:
+        """Write an ONNX model: inputs before and after (normalised), output probability."""
+        from cdtools.package import write_onnx
+
+        return write_onnx(self.model, self.probability, Path(path), self.spec, tile=tile)
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        before_image: PathLike | np.ndarray,
+        after_image: PathLike | np.ndarray,
+        *,
+        out_path: PathLike | None = None,
+        visualize: bool = False,
+        threshold: float | None = None,
+        tile: int | None = None,
+        overlap: int | None = None,
+        batch_size: int = 8,
+        output: Literal["probability", "mask"] = "probability",
+        overwrite: bool = False,
+    ) -> Any:
+        """Change probability for a pair of any size, as a georeferenced xarray.DataArray.
+
+        Tiles of ``tile`` pixels (default the chip size) overlap by ``overlap`` (default a
+        quarter tile) and are blended, so there are no seams. With ``out_path``, writes a
+        uint8 GeoTIFF on the before image's grid: probability 0-255, or 0/1 with
+        ``output="mask"``.
+        """
+        before, info = read_image(before_image)
+        after, info_after = read_image(after_image)
+        if info is not None and info_after is not None:
+            check_same_grid(info, info_after)
+        elif before.shape != after.shape:
+            raise GridError(
+                f"before {before.shape} and after {after.shape} differ in shape; align them first."
+            )
+        if out_path is not None and Path(out_path).exists() and not overwrite:
+            raise OutputExistsError(f"{out_path} exists; pass overwrite=True to replace it.")
+        before, after = self._model_bands(before), self._model_bands(after)
+        tile = tile or self.spec.chip_size
+        overlap = tile // 4 if overlap is None else overlap
+        stats = self.spec.stats
+        prob = predict_tiled(
+            self._predict_batch,
+            stats.normalise(before),
+            stats.normalise(after),
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+        )
+        threshold = self.threshold if threshold is None else threshold
+        change = _as_dataarray(prob, info)
+        if out_path is not None:
+            data = (
+                (prob > threshold).astype(np.uint8)
+                if output == "mask"
+                else np.round(prob * 255).astype(np.uint8)
+            )
+            write_geotiff(
+                out_path,
+                data,
+                transform=info.transform if info else None,
+                crs=info.crs if info else None,
+            )
+        if visualize:
+            from cdtools.plots import display, show_prediction
+
+            display(show_prediction(before, after, prob, threshold=threshold))
+        return change
+
+    def _model_bands(self, image: np.ndarray) -> np.ndarray:
+        if self.spec.bands is not None and image.shape[0] > max(self.spec.bands):
+            image = image[list(self.spec.bands)]
+        if image.shape[0] != self.spec.in_channels:
+            raise GridError(
+                f"the image has {image.shape[0]} bands but the model was trained on "
+                f"{self.spec.in_channels}; pass imagery with the same bands as the training chips."
+            )
+        return image
+
+    def _predict_batch(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        device = next(self.model.parameters()).device
+        self.model.eval()
+        with torch.inference_mode():
+            pair = (torch.from_numpy(before).to(device), torch.from_numpy(after).to(device))
+            return self.probability(self.model(pair))[:, 0].float().cpu().numpy()
+
+
+class SafetensorsCheckpoint(TrackerCallback):
+    """Keep the best epoch by ``monitor`` in models/checkpoint.safetensors; reload it at the end."""
+
+    order = TrackerCallback.order + 1
+
+    def before_fit(self) -> None:
+        super().before_fit()
+        self.file = Path(self.learn.path) / self.learn.model_dir / "checkpoint.safetensors"
+        self.saved = False
+
+    def after_epoch(self) -> None:
+        super().after_epoch()
+        if self.new_best:
+            from safetensors.torch import save_file
+
+            from cdtools.raster import atomic_path
+
+            state = {
+                k: v.detach().cpu().contiguous() for k, v in self.learn.model.state_dict().items()
+            }
+            with atomic_path(self.file) as tmp:
+                save_file(state, str(tmp))
+            self.saved = True
+
+    def after_fit(self) -> None:
+        if self.saved:
+            from safetensors.torch import load_file
+
+            self.learn.model.load_state_dict(load_file(self.file))
+            log.info("returned to the best epoch by %s (%.4f)", self.monitor, self.best)
+
+
+def _split_encoder(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
+    encoder = model.encoder_parameters()
+    ids = {id(p) for p in encoder}
+    return [encoder, [p for p in model.parameters() if id(p) not in ids]]
+
+
+def _as_dataarray(prob: np.ndarray, info: RasterInfo | None) -> Any:
+    """Probability ``(h, w)`` as an xarray.DataArray with the image's CRS and transform."""
+    import rioxarray  # noqa: F401 (registers the .rio accessor)
+    import xarray as xr
+
+    height, width = prob.shape
+    transform = info.transform if info is not None else None
+    if transform is None:
+        coords = {"y": np.arange(height) + 0.5, "x": np.arange(width) + 0.5}
+    else:
+        coords = {
+            "y": transform.f + transform.e * (np.arange(height) + 0.5),
+            "x": transform.c + transform.a * (np.arange(width) + 0.5),
+        }
+    da = xr.DataArray(
+        prob.astype(np.float32), dims=("y", "x"), coords=coords, name="change_probability"
+    )
+    if info is not None and info.crs is not None:
+        da = da.rio.write_crs(info.crs).rio.write_transform(transform)
+    return da

@@ -1,0 +1,68 @@
+"""Losses for change maps; every one ignores pixels labelled 255.
+
+Targets are ``(b, h, w)`` int64 masks (0 = no change, 1 = change, 255 = ignore).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IGNORE = 255
+
+
+class BCEDiceLoss(nn.Module):
+    """Binary cross-entropy plus soft Dice of the change class, over labelled pixels.
+
+    BCE learns every pixel; Dice keeps the rare change class from being swamped.
+
+    Example:
+        >>> loss = BCEDiceLoss()
+        >>> loss(torch.zeros(2, 1, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long)).item() > 0
+        True
+    """
+
+    def __init__(self, *, bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0):
+        super().__init__()
+        self.bce_weight, self.dice_weight, self.smooth = bce_weight, dice_weight, smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits[:, 0].float()
+        valid = target != IGNORE
+        if not valid.any():
+            return logits.sum() * 0.0
+        truth = (target == 1).float()
+        bce = F.binary_cross_entropy_with_logits(logits[valid], truth[valid])
+        prob = torch.sigmoid(logits) * valid
+        truth = truth * valid
+        overlap = (prob * truth).sum()
+        dice = 1 - (2 * overlap + self.smooth) / (prob.sum() + truth.sum() + self.smooth)
+        return self.bce_weight * bce + self.dice_weight * dice
+
+
+class BatchBalancedContrastiveLoss(nn.Module):
+    """STANet's loss on feature distances: pull unchanged pixels together, push changed
+    ones at least ``margin`` apart, each class averaged on its own so both weigh the same.
+
+    L = 1/2 mean_unchanged(d^2) + 1/2 mean_changed(max(0, margin - d)^2)
+
+    Example:
+        >>> loss = BatchBalancedContrastiveLoss(margin=2.0)
+        >>> loss(torch.zeros(1, 1, 4, 4), torch.ones(1, 4, 4, dtype=torch.long)).item()
+        2.0
+    """
+
+    def __init__(self, *, margin: float = 2.0) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, distance: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        distance = distance[:, 0].float()
+        changed, unchanged = target == 1, target == 0
+        loss = distance.sum() * 0.0
+        if unchanged.any():
+            loss = loss + 0.5 * (distance[unchanged] ** 2).mean()
+        if changed.any():
+            loss = loss + 0.5 * (F.relu(self.margin - distance[changed]) ** 2).mean()
+        return loss

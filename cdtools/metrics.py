@@ -1,0 +1,86 @@
+"""Scores of the change class from a confusion matrix accumulated over a whole dataset.
+
+Precision, recall, F1 and IoU are computed once from the summed counts of every batch,
+not averaged over batches (which would weigh a batch with 3 change pixels like one with
+30,000). Pixels labelled 255 are left out everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from fastai.learner import Metric
+
+IGNORE = 255
+SCORES = ("precision", "recall", "f1", "iou")
+
+
+def confusion(prob: torch.Tensor, target: torch.Tensor, threshold: float) -> torch.Tensor:
+    """2 x 2 counts ``[[tn, fp], [fn, tp]]`` of labelled pixels.
+
+    ``prob`` is ``(b, 1, h, w)`` or ``(b, h, w)``; ``target`` is ``(b, h, w)``.
+    """
+    prob = prob.reshape(target.shape)
+    valid = target != IGNORE
+    pred = (prob > threshold)[valid].long()
+    truth = (target[valid] == 1).long()
+    return torch.bincount(truth * 2 + pred, minlength=4).reshape(2, 2).cpu()
+
+
+def scores(matrix: torch.Tensor | np.ndarray) -> dict[str, dict[str, float]]:
+    """Per class ("NoChange", "Change"): precision, recall, f1, iou and support."""
+    m = np.asarray(matrix, dtype=np.float64)
+    out = {}
+    for name, k in (("NoChange", 0), ("Change", 1)):
+        tp = m[k, k]
+        fp = m[:, k].sum() - tp
+        fn = m[k, :].sum() - tp
+        out[name] = {
+            "precision": _ratio(tp, tp + fp),
+            "recall": _ratio(tp, tp + fn),
+            "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+            "iou": _ratio(tp, tp + fp + fn),
+            "support": float(m[k, :].sum()),
+        }
+    return out
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b > 0 else 0.0
+
+
+class ChangeScore(Metric):
+    """A fastai metric: one score of the change class over the whole validation set.
+
+    ``to_prob`` turns the model's output into change probabilities and ``threshold``
+    gives the current decision threshold (read at every batch, so tuning applies at once).
+    """
+
+    def __init__(
+        self,
+        score: str,
+        to_prob: Callable[[torch.Tensor], torch.Tensor],
+        threshold: Callable[[], float],
+    ) -> None:
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        self.score, self.to_prob, self.threshold = score, to_prob, threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self.matrix = torch.zeros(2, 2, dtype=torch.long)
+
+    def accumulate(self, learn: Any) -> None:
+        prob = self.to_prob(learn.pred.detach())
+        self.matrix += confusion(prob, learn.yb[0], self.threshold())
+
+    @property
+    def value(self) -> float:
+        return scores(self.matrix)["Change"][self.score]
+
+    @property
+    def name(self) -> str:
+        return self.score

@@ -1,0 +1,24 @@
+"""Change-detection architectures, one file each, and the registry that names them.
+
+Every model takes a ``(before, after)`` tuple of ``(b, c, h, w)`` tensors and returns a
+``(b, 1, h, w)`` map whose kind is its ``output`` attribute: "logit" (change logits) or
+"distance" (STANet's feature distance, change where it exceeds ``margin / 2``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from cdtools.models.bit import BIT
+from cdtools.models.siamese_unet import SiameseUNet
+from cdtools.models.stanet import STANet
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "siamese_unet": SiameseUNet,
+    "stanet": STANet,
+    "bit": BIT,
+}
+
+__all__ = ["ARCHITECTURES", "BIT", "STANet", "SiameseUNet"]

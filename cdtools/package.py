@@ -1,0 +1,206 @@
+"""Model packages: model.safetensors plus model.json, as a folder or a .zip, never a pickle.
+
+Loading reads JSON and tensors only, so opening a package cannot run code from it. A
+package holding a pickle (or anything torch.load would unpickle) is refused, and so is a
+zip member whose name would land outside the package.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import torch
+
+from cdtools import __version__
+from cdtools.data import NormStats
+from cdtools.errors import CdtoolsError, OutputExistsError
+from cdtools.raster import PathLike, atomic_path
+
+FORMAT = "cdtools-change-model"
+FORMAT_VERSION = 1
+WEIGHTS, SPEC = "model.safetensors", "model.json"
+PICKLE_SUFFIXES = {".pkl", ".pickle", ".pth", ".pt", ".ckpt", ".bin", ".joblib", ".npy"}
+PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+class PackageError(CdtoolsError):
+    """A model package is missing, malformed or unsafe."""
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a model and use it, stored as model.json."""
+
+    arch: str
+    backbone: str
+    in_channels: int
+    chip_size: int
+    stats: NormStats
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    bands: tuple[int, ...] | None = None
+    threshold: float = 0.5
+    class_names: tuple[str, ...] = ("NoChange", "Change")
+    class_colours: tuple[str, ...] = ("#000000", "#ff2a1a")
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        spec = asdict(self)
+        spec["stats"] = asdict(self.stats)
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "cdtools_version": __version__,
+            **spec,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
+        if data.get("format") != FORMAT:
+            raise PackageError(
+                f"model.json is not a cdtools change model (format={data.get('format')!r})."
+            )
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise PackageError(
+                f"this model package has format {data['format_version']}, newer than this cdtools "
+                f"reads ({FORMAT_VERSION}); upgrade cdtools."
+            )
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        values["stats"] = NormStats(
+            **{k: tuple(v) if k != "source" else v for k, v in data["stats"].items()}
+        )
+        for key in ("bands", "class_names", "class_colours"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+def write_package(
+    folder: PathLike,
+    spec: ModelSpec,
+    state: dict[str, torch.Tensor],
+    *,
+    zip_too: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``folder/model.safetensors`` and ``folder/model.json`` (and ``folder.zip``)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if (folder / SPEC).exists() and not overwrite:
+        raise OutputExistsError(
+            f"{folder} already holds a model; pass overwrite=True to replace it."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    with atomic_path(folder / WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    with atomic_path(folder / SPEC) as tmp:
+        tmp.write_text(json.dumps(spec.to_json(), indent=2))
+    if zip_too:
+        with atomic_path(folder.with_suffix(".zip")) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+            for name in (SPEC, WEIGHTS):
+                archive.write(folder / name, f"{folder.name}/{name}")
+    return folder
+
+
+def read_package(path: PathLike) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
+    """Read a package folder, .zip or model.json path, refusing anything unsafe."""
+    path = Path(path)
+    if not path.exists():
+        raise PackageError(f"{path} does not exist; pass a model folder, its .zip or model.json.")
+    files = _zip_members(path) if path.suffix == ".zip" else _folder_members(path)
+    for name, blob in files.items():
+        # safetensors files start with their header length, which may look like pickle magic.
+        looks_pickled = (
+            name != WEIGHTS
+            and not name.endswith("/" + WEIGHTS)
+            and (blob[:2] in PICKLE_MAGIC or (blob[:2] == b"PK" and b"data.pkl" in blob[:4096]))
+        )
+        if PurePosixPath(name).suffix.lower() in PICKLE_SUFFIXES or looks_pickled:
+            raise PackageError(
+                f"{path.name} contains {name}, a pickle; cdtools never unpickles model files "
+                "(they can run code). Re-save the model with ChangeDetector.save."
+            )
+    names = {PurePosixPath(n).name: n for n in files}
+    if SPEC not in names or WEIGHTS not in names:
+        raise PackageError(f"{path} is not a cdtools model package: it needs {SPEC} and {WEIGHTS}.")
+    try:
+        spec = ModelSpec.from_json(json.loads(files[names[SPEC]]))
+    except (ValueError, KeyError, TypeError) as err:
+        raise PackageError(f"{path}'s {SPEC} is malformed ({err}).") from None
+    from safetensors.torch import load
+
+    return spec, load(files[names[WEIGHTS]])
+
+
+def _folder_members(path: Path) -> dict[str, bytes]:
+    folder = path.parent if path.is_file() else path
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _zip_members(path: Path) -> dict[str, bytes]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise PackageError(f"{path} is not a zip file.") from None
+    with archive:
+        members = {}
+        for info in archive.infolist():
+            name = PurePosixPath(info.filename)
+            if name.is_absolute() or ".." in name.parts or "\\" in info.filename:
+                raise PackageError(
+                    f"{path.name} has a member {info.filename!r} that would land outside the "
+                    "package folder; refusing to open it."
+                )
+            if not info.is_dir():
+                members[info.filename] = archive.read(info)
+        return members
+
+
+class _ProbabilityModel(torch.nn.Module):
+    """Two inputs, one output: what the ONNX file computes."""
+
+    def __init__(self, model: torch.nn.Module, to_prob: Any) -> None:
+        super().__init__()
+        self.model, self.to_prob = model, to_prob
+
+    def forward(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        return self.to_prob(self.model((before, after)))
+
+
+def write_onnx(
+    model: torch.nn.Module, to_prob: Any, path: Path, spec: ModelSpec, *, tile: int | None = None
+) -> Path:
+    """Export ``model`` to ONNX: inputs "before" and "after" (normalised, ``(b, c, h, w)``),
+    output "probability" ``(b, 1, h, w)``. The batch is dynamic, and so are height and width
+    unless the model is laid out for one size (STANet's pyramid attention): then ``tile``.
+    The model spec (statistics, threshold, bands) goes into the file's metadata."""
+    import onnx
+
+    tile = tile or spec.chip_size
+    wrapper = _ProbabilityModel(model, to_prob).eval()
+    example = torch.zeros(1, spec.in_channels, tile, tile)
+    fixed = getattr(model, "fixed_size", False)
+    dynamic = {0: "batch"} if fixed else {0: "batch", 2: "height", 3: "width"}
+    with atomic_path(path) as tmp:
+        torch.onnx.export(
+            wrapper,
+            (example, example),
+            str(tmp),
+            input_names=["before", "after"],
+            output_names=["probability"],
+            dynamic_axes={"before": dynamic, "after": dynamic, "probability": dynamic},
+            dynamo=False,
+        )
+        proto = onnx.load(str(tmp))
+        meta = {"cdtools_spec": json.dumps(spec.to_json())}
+        for key, value in meta.items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, str(tmp))
+    return path
