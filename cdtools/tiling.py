@@ -1,9 +1,11 @@
 """Tiles with overlap, blended with smooth weights, so predictions have no seams.
 
 A model sees less context near a tile's edge, so its output is worse there. Tiles
-overlap by ``overlap`` pixels and each is weighted by a window that ramps up from its
-edges (a raised cosine); the weighted sum divided by the summed weights gives one value
-per pixel that does not depend on where tiles start.
+overlap by ``overlap`` pixels. Along an edge shared with another tile, the outer quarter
+of the overlap gets weight 0 (discarded) and the rest ramps up smoothly (a raised
+cosine); along the scene's own border the weight stays 1. The weighted sum divided by
+the summed weights gives one value per pixel: for a model whose receptive field reaches
+less than ``overlap / 4`` pixels, exactly the whole-image prediction.
 """
 
 from __future__ import annotations
@@ -29,15 +31,29 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
-def blend_window(tile: int, overlap: int) -> np.ndarray:
-    """``(tile, tile)`` weights: a raised-cosine ramp over ``overlap`` pixels at each edge."""
+def blend_window(
+    tile: int, overlap: int, *, inner: tuple[bool, bool, bool, bool] = (True, True, True, True)
+) -> np.ndarray:
+    """``(tile, tile)`` weights; ``inner`` says which edges (top, bottom, left, right) are
+    shared with another tile and so ramp down; the others keep weight 1 to the edge."""
+    top, bottom, left, right = inner
+    return np.outer(_ramp(tile, overlap, top, bottom), _ramp(tile, overlap, left, right))
+
+
+def _ramp(tile: int, overlap: int, low: bool, high: bool) -> np.ndarray:
     ramp = np.ones(tile, dtype=np.float32)
-    if overlap > 0:
-        i = np.arange(overlap, dtype=np.float32)
-        edge = 0.5 - 0.5 * np.cos(np.pi * (i + 0.5) / overlap)
-        ramp[:overlap] = np.minimum(ramp[:overlap], edge)
-        ramp[-overlap:] = np.minimum(ramp[-overlap:], edge[::-1])
-    return np.outer(ramp, ramp)
+    if overlap == 0:
+        return ramp
+    dead = overlap // 4
+    i = np.arange(overlap - dead, dtype=np.float32)
+    edge = np.concatenate(
+        [np.zeros(dead, np.float32), 0.5 - 0.5 * np.cos(np.pi * (i + 0.5) / len(i))]
+    )
+    if low:
+        ramp[:overlap] = edge
+    if high:
+        ramp[tile - overlap :] = np.minimum(ramp[tile - overlap :], edge[::-1])
+    return ramp
 
 
 def check_tiling(tile: int, overlap: int) -> None:
@@ -70,15 +86,19 @@ def predict_tiled(
     if pad_h or pad_w:  # smaller than one tile: pad with the normalised mean (0)
         pad = ((0, 0), (0, pad_h), (0, pad_w))
         before, after = np.pad(before, pad), np.pad(after, pad)
-    total = np.zeros(before.shape[1:], dtype=np.float32)
-    weight = np.zeros(before.shape[1:], dtype=np.float32)
-    window = blend_window(tile, overlap)
-    for origins in _batches(before.shape[1], before.shape[2], tile, overlap, batch_size):
+    full_h, full_w = before.shape[1:]
+    total = np.zeros((full_h, full_w), dtype=np.float32)
+    weight = np.zeros((full_h, full_w), dtype=np.float32)
+    windows: dict[tuple[bool, ...], np.ndarray] = {}
+    for origins in _batches(full_h, full_w, tile, overlap, batch_size):
         crops = [(slice(None), slice(r, r + tile), slice(c, c + tile)) for r, c in origins]
         probs = predict(np.stack([before[s] for s in crops]), np.stack([after[s] for s in crops]))
-        for (_, rows, cols), prob in zip(crops, probs, strict=True):
-            total[rows, cols] += prob * window
-            weight[rows, cols] += window
+        for (r, c), prob in zip(origins, probs, strict=True):
+            inner = (r > 0, r + tile < full_h, c > 0, c + tile < full_w)
+            if inner not in windows:
+                windows[inner] = blend_window(tile, overlap, inner=inner)
+            total[r : r + tile, c : c + tile] += prob * windows[inner]
+            weight[r : r + tile, c : c + tile] += windows[inner]
     return (total / weight)[:height, :width]
 
 

@@ -133,7 +133,8 @@ def _load_state(encoder: nn.Module, file: Path) -> None:
             raise DataUnavailableError(f"{file.name} is not a plain weight file ({err}).") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier."))}
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    # nn.Module's own method: smp encoders override load_state_dict and return nothing.
+    missing, unexpected = nn.Module.load_state_dict(encoder, state, strict=False)
     if missing or unexpected:
         raise ParameterError(
             f"{file.name} does not fit this backbone: {len(missing)} weights missing "

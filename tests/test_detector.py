@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from cdtools.data import prepare_data
+from cdtools.detector import ChangeDetector
+from cdtools.errors import GridError, OutputExistsError, ParameterError
+from cdtools.export import export_training_data
+from cdtools.package import PackageError
+from tests.conftest import Pair
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChangeDetector, Pair]:
+    from tests.conftest import make_pair
+
+    folder = tmp_path_factory.mktemp("detector")
+    pair = make_pair(folder / "scene", height=192, width=192, square=(30, 70, 40, 90))
+    chips = export_training_data(
+        pair.before,
+        pair.after,
+        pair.polygons,
+        folder / "chips",
+        tile_size=64,
+        stride=32,
+        progress=False,
+    )
+    dls = prepare_data(chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
+    torch.manual_seed(0)
+    detector = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18", pretrained=False)
+    detector.fit(6, 1e-2, checkpoint=True, monitor="f1")
+    return detector, pair
+
+
+def test_fit_records_losses_and_change_scores(trained: tuple[ChangeDetector, Pair]) -> None:
+    detector, _ = trained
+    names = detector.learn.recorder.metric_names
+    assert list(names[1:-1]) == ["train_loss", "valid_loss", "precision", "recall", "f1", "iou"]
+    assert len(detector.learn.recorder.values) == 6
+    assert (detector.learn.path / "models" / "checkpoint.safetensors").exists()
+    assert not list(detector.learn.path.rglob("*.pth"))  # no pickled checkpoints
+
+
+def test_precision_recall_score_table(trained: tuple[ChangeDetector, Pair]) -> None:
+    detector, _ = trained
+    table = detector.precision_recall_score()
+    assert list(table.columns) == ["NoChange", "Change"]
+    assert list(table.index) == ["precision", "recall", "f1", "iou", "support"]
+    labelled = sum(int((m != 255).sum()) for _, m in detector.data.valid_ds)
+    assert table.loc["support"].sum() == labelled
+    assert table.loc["f1", "Change"] > 0.3  # the bright square is easy to learn
+
+
+def test_tune_threshold_maximises_validation_f1(trained: tuple[ChangeDetector, Pair]) -> None:
+    detector, _ = trained
+    tuned = detector.tune_threshold()
+    best = detector.precision_recall_score().loc["f1", "Change"]
+    for other in (0.1, 0.3, 0.5, 0.7, 0.9):
+        detector.spec.threshold = other
+        assert detector.precision_recall_score().loc["f1", "Change"] <= best + 1e-3
+    detector.spec.threshold = tuned
+
+
+def test_show_results_draws_four_columns(trained: tuple[ChangeDetector, Pair]) -> None:
+    fig = trained[0].show_results(rows=2)
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["before", "after", "truth", "prediction"]
+
+
+def test_save_and_from_model_round_trip(
+    trained: tuple[ChangeDetector, Pair], tmp_path: Path
+) -> None:
+    detector, pair = trained
+    folder = detector.save(tmp_path / "model", zip=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.safetensors"]
+    spec = json.loads((folder / "model.json").read_text())
+    assert spec["arch"] == "siamese_unet" and spec["backbone"] == "resnet18"
+    assert spec["threshold"] == detector.threshold and len(spec["stats"]["mean"]) == 3
+    assert spec["metrics"]["Change"]["f1"] > 0 and spec["training"]["train_chips"] > 0
+    x = np.random.default_rng(0).integers(0, 255, (3, 96, 80)).astype(np.uint8)
+    y = x.copy()
+    y[:, 20:50, 20:50] = 255
+    expected = detector.predict(x, y).values
+    for source in (folder, folder / "model.json", tmp_path / "model.zip"):
+        loaded = ChangeDetector.from_model(source)
+        assert loaded.learn is None and loaded.threshold == detector.threshold
+        np.testing.assert_allclose(loaded.predict(x, y).values, expected, atol=1e-5)
+    with pytest.raises(OutputExistsError):
+        detector.save(tmp_path / "model")
+
+
+def test_packages_with_pickles_or_escaping_members_are_refused(
+    trained: tuple[ChangeDetector, Pair], tmp_path: Path
+) -> None:
+    folder = trained[0].save(tmp_path / "model")
+    (folder / "extra.pkl").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(PackageError, match=r"extra\.pkl, a pickle"):
+        ChangeDetector.from_model(folder)
+    (folder / "extra.pkl").unlink()
+    (folder / "notes.txt").write_bytes(pickle.dumps([1, 2]))  # pickled, whatever its name
+    with pytest.raises(PackageError, match="a pickle"):
+        ChangeDetector.from_model(folder)
+    (folder / "notes.txt").unlink()
+    torch.save({"w": torch.zeros(1)}, tmp_path / "weights.bin")
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.write(folder / "model.json", "model/model.json")
+        archive.write(folder / "model.safetensors", "model/model.safetensors")
+        archive.writestr("../../outside.txt", "escape")
+    with pytest.raises(PackageError, match="outside the package"):
+        ChangeDetector.from_model(evil)
+    assert not (tmp_path.parent / "outside.txt").exists()
+
+
+def test_predict_writes_a_georeferenced_change_map(
+    trained: tuple[ChangeDetector, Pair], tmp_path: Path
+) -> None:
+    detector, pair = trained
+    out = tmp_path / "change.tif"
+    change = detector.predict(pair.before, pair.after, out_path=out, tile=64, overlap=16)
+    assert change.rio.crs.to_epsg() == 32614
+    assert change.rio.transform() == pair.transform
+    assert change.shape == (192, 192) and 0 <= float(change.min()) <= float(change.max()) <= 1
+    with rasterio.open(out) as src:
+        assert src.crs.to_epsg() == 32614 and src.transform == pair.transform
+        assert src.dtypes[0] == "uint8"
+        np.testing.assert_array_equal(src.read(1), np.round(change.values * 255).astype(np.uint8))
+    inside = float(change.values[30:70, 40:90].mean())
+    outside = float(change.values[120:, :30].mean())
+    assert inside > outside  # the changed square stands out
+    mask = detector.predict(pair.before, pair.after, out_path=tmp_path / "m.tif", output="mask")
+    with rasterio.open(tmp_path / "m.tif") as src:
+        np.testing.assert_array_equal(
+            src.read(1), (mask.values > detector.threshold).astype(np.uint8)
+        )
+    with pytest.raises(OutputExistsError):
+        detector.predict(pair.before, pair.after, out_path=out)
+
+
+def test_predict_refuses_wrong_bands_and_shapes(trained: tuple[ChangeDetector, Pair]) -> None:
+    detector, _ = trained
+    with pytest.raises(GridError, match="4 bands but the model was trained on 3"):
+        detector.predict(np.zeros((4, 64, 64), np.uint8), np.zeros((4, 64, 64), np.uint8))
+    with pytest.raises(GridError, match="differ in shape"):
+        detector.predict(np.zeros((3, 64, 64), np.uint8), np.zeros((3, 64, 32), np.uint8))
+
+
+def test_export_onnx_matches_pytorch(trained: tuple[ChangeDetector, Pair], tmp_path: Path) -> None:
+    import onnxruntime
+
+    detector, _ = trained
+    path = detector.export_onnx(tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(str(path))
+    before, after = torch.randn(2, 3, 96, 64), torch.randn(2, 3, 96, 64)
+    (got,) = session.run(None, {"before": before.numpy(), "after": after.numpy()})
+    detector.model.eval()
+    with torch.no_grad():
+        expected = detector.probability(detector.model((before, after))).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_bad_options(trained: tuple[ChangeDetector, Pair]) -> None:
+    detector, _ = trained
+    with pytest.raises(ParameterError, match="arch must be one of"):
+        ChangeDetector(detector.data, arch="unet3000")
+    with pytest.raises(ParameterError, match="does not take these options"):
+        ChangeDetector(detector.data, pretrained=False, attention_type="PAM")
+    with pytest.raises(ParameterError, match="monitor"):
+        detector.fit(1, 1e-3, monitor="accuracy")

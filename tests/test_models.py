@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+import yaml
+
+from cdtools.errors import CdtoolsWarning, DataUnavailableError, ParameterError
+from cdtools.models import ARCHITECTURES
+from cdtools.models.backbone import make_encoder
+
+
+@pytest.mark.parametrize(
+    ("arch", "options"),
+    [
+        ("siamese_unet", {}),
+        ("siamese_unet", {"fusion": "concat"}),
+        ("stanet", {"attention_type": "PAM"}),
+        ("stanet", {"attention_type": "BAM"}),
+        ("bit", {}),
+    ],
+)
+@pytest.mark.parametrize("bands", [3, 6])
+def test_every_architecture_maps_a_pair_to_one_channel(
+    arch: str, options: dict, bands: int
+) -> None:
+    model = ARCHITECTURES[arch](bands, pretrained=False, **options).eval()
+    before, after = torch.randn(2, bands, 64, 64), torch.randn(2, bands, 64, 64)
+    with torch.no_grad():
+        out = model((before, after))
+        same = model((before, before))
+    assert out.shape == (2, 1, 64, 64) and torch.isfinite(out).all()
+    if model.output == "distance":  # identical dates are at distance 0
+        assert torch.allclose(same, torch.zeros_like(same), atol=1e-5)
+
+
+def test_siamese_diff_fusion_ignores_the_order_of_dates() -> None:
+    model = ARCHITECTURES["siamese_unet"](3, pretrained=False).eval()
+    a, b = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model((a, b)), model((b, a)), atol=1e-5)
+
+
+@pytest.fixture
+def resnet18_file(tmp_path: Path) -> Path:
+    """A torchvision-format resnet18 weight file with recognisable (random) weights."""
+    torch.manual_seed(0)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    file = tmp_path / "resnet18-test.pth"
+    torch.save(state, file)
+    return file
+
+
+def test_weight_file_is_loaded_and_first_conv_adapted_to_more_bands(resnet18_file: Path) -> None:
+    rgb = torch.load(resnet18_file, weights_only=True)["conv1.weight"]
+    encoder, source = make_encoder("resnet18", 5, pretrained=resnet18_file)
+    assert source == "file:resnet18-test.pth"
+    conv = encoder.conv1.weight.detach()
+    assert conv.shape == (64, 5, 7, 7)
+    for band in range(5):  # RGB filters repeated over the bands, rescaled by 3 / 5
+        assert torch.allclose(conv[:, band], rgb[:, band % 3] * 3 / 5)
+    assert torch.allclose(
+        encoder.layer1[0].conv1.weight,
+        torch.load(resnet18_file, weights_only=True)["layer1.0.conv1.weight"],
+    )
+
+
+def _resnet18_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
+    """Point cdtools at a copy of the manifest whose resnet18 file is changed, and at
+    empty caches under tmp_path."""
+    from cdtools import manifest
+
+    data = manifest.load_manifest()
+    data["entries"]["resnet18-imagenet"]["files"][0].update(changes)
+    copy = tmp_path / "manifest.yml"
+    copy.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("CDTOOLS_MANIFEST", str(copy))
+    monkeypatch.setenv("CDTOOLS_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch" / "hub"))
+
+
+def test_auto_without_weights_warns_and_trains_from_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Port 9 on this machine refuses connections: the download fails at once, as offline.
+    _resnet18_entry(tmp_path, monkeypatch, url="http://127.0.0.1:9/resnet18-f37072fd.pth")
+    with pytest.warns(CdtoolsWarning, match=r"random initialisation.*resnet18-f37072fd\.pth"):
+        _, source = make_encoder("resnet18", 3, pretrained="auto")
+    assert source == "random"
+    with pytest.raises(DataUnavailableError, match="pretrained=True"):
+        make_encoder("resnet18", 3, pretrained=True)
+
+
+def test_auto_loads_cached_imagenet_weights(
+    resnet18_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = hashlib.sha256(resnet18_file.read_bytes()).hexdigest()
+    name = f"resnet18-{digest[:8]}.pth"
+    _resnet18_entry(
+        tmp_path,
+        monkeypatch,
+        name=name,
+        checksum=f"sha256:{digest}",
+        size=None,
+        sha256_prefix=digest[:8],
+    )
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    (cache / name).write_bytes(resnet18_file.read_bytes())
+    encoder, source = make_encoder("resnet18", 3, pretrained="auto")
+    assert source == f"imagenet:{name}"
+    assert torch.equal(
+        encoder.conv1.weight, torch.load(resnet18_file, weights_only=True)["conv1.weight"]
+    )
+
+
+def test_bad_backbone_and_weight_file(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="unknown backbone"):
+        make_encoder("resnet19", 3, pretrained=False)
+    other = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), other)
+    with pytest.raises(ParameterError, match="does not fit this backbone"):
+        make_encoder("resnet18", 3, pretrained=other)
