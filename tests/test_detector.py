@@ -77,7 +77,7 @@ def test_show_results_draws_four_columns(trained: tuple[ChangeDetector, Pair]) -
 def test_save_and_from_model_round_trip(
     trained: tuple[ChangeDetector, Pair], tmp_path: Path
 ) -> None:
-    detector, pair = trained
+    detector, _ = trained
     folder = detector.save(tmp_path / "model", zip=True)
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.safetensors"]
     spec = json.loads((folder / "model.json").read_text())
