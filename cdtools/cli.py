@@ -1,4 +1,4 @@
-"""The ``cdtools`` command: the sample world, training-data export and the demo.
+"""The ``cdtools`` command: sample world, export, train, predict and the demo.
 
 Every sub-command is a thin wrapper over one public function; errors a user can cause
 are printed as one line (no traceback) with exit status 2.
@@ -54,6 +54,30 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true")
     export.set_defaults(run=_export)
 
+    train = commands.add_parser("train", help="train a change detector on a chips folder")
+    train.add_argument("chips", type=Path, help="folder from `cdtools export` (or LEVIR-CD)")
+    train.add_argument("--arch", choices=("siamese_unet", "stanet", "bit"), default="siamese_unet")
+    train.add_argument("--backbone", default="resnet18")
+    train.add_argument("--pretrained", choices=("auto", "true", "false"), default="auto")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--lr", type=float, default=None, help="default: lr_find's suggestion")
+    train.add_argument("--chip-size", type=int, default=256)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--out", type=Path, required=True, help="model package folder to write")
+    train.add_argument("--overwrite", action="store_true")
+    train.set_defaults(run=_train)
+
+    predict = commands.add_parser("predict", help="change map of a pair with a trained model")
+    predict.add_argument("before", type=Path)
+    predict.add_argument("after", type=Path)
+    predict.add_argument("--model", type=Path, required=True, help="model package folder or .zip")
+    predict.add_argument("--out", type=Path, required=True, help="GeoTIFF to write")
+    predict.add_argument("--tile", type=int, default=None)
+    predict.add_argument("--overlap", type=int, default=None)
+    predict.add_argument("--mask", action="store_true", help="write 0/1 instead of probability")
+    predict.add_argument("--overwrite", action="store_true")
+    predict.set_defaults(run=_predict)
+
     demo = commands.add_parser("demo", help="the whole pipeline on the sample world")
     demo.add_argument("--out", type=Path, default=Path("outputs"))
     demo.add_argument("--size", type=int, default=1024)
@@ -88,6 +112,41 @@ def _export(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     log.info("chips written to %s", out)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from cdtools.data import prepare_data
+    from cdtools.detector import ChangeDetector
+
+    pretrained = {"auto": "auto", "true": True, "false": False}[args.pretrained]
+    dls = prepare_data(args.chips, chip_size=args.chip_size, batch_size=args.batch_size)
+    detector = ChangeDetector(dls, arch=args.arch, backbone=args.backbone, pretrained=pretrained)
+    detector.fit(args.epochs, args.lr)
+    detector.tune_threshold()
+    scores = detector.precision_recall_score()
+    out = detector.save(args.out, overwrite=args.overwrite)
+    log.info(
+        "model saved to %s (validation F1 of change %.3f at threshold %.2f)",
+        out,
+        scores.loc["f1", "Change"],
+        detector.threshold,
+    )
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from cdtools.detector import ChangeDetector
+
+    detector = ChangeDetector.from_model(args.model)
+    detector.predict(
+        args.before,
+        args.after,
+        out_path=args.out,
+        tile=args.tile,
+        overlap=args.overlap,
+        output="mask" if args.mask else "probability",
+        overwrite=args.overwrite,
+    )
+    log.info("change map written to %s", args.out)
 
 
 def _demo(args: argparse.Namespace) -> None:
