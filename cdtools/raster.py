@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -199,15 +199,16 @@ def _gap(b: tuple[float, ...], a: tuple[float, ...]) -> float:
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only on success.
 
+    The temporary file does not exist yet, so whatever writes it creates it with the
+    usual permissions.
+
     Example:
         >>> with atomic_path("out.tif") as tmp:  # doctest: +SKIP
         ...     write_something(tmp)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
     try:
         yield tmp
         os.replace(tmp, path)

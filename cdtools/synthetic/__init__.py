@@ -1,0 +1,23 @@
+"""The embedded synthetic sample world: scene pairs with change truth, land-cover patches.
+
+Everything is made from a seed, offline, in seconds: :func:`make_scene_pair` writes a
+georeferenced before/after pair near Austin, Texas (EPSG:32614, 0.5 m pixels) with
+change polygons, a change mask and land-cover maps; :func:`make_landcover_patches`
+writes EuroSAT-like patches rendered the same way.
+"""
+
+from __future__ import annotations
+
+from cdtools.synthetic.changes import CHANGE_KINDS
+from cdtools.synthetic.landcover import EUROSAT_CLASSES, LANDCOVER_COLOURS
+from cdtools.synthetic.patches import make_landcover_patches
+from cdtools.synthetic.scene import SampleWorld, make_scene_pair
+
+__all__ = [
+    "CHANGE_KINDS",
+    "EUROSAT_CLASSES",
+    "LANDCOVER_COLOURS",
+    "SampleWorld",
+    "make_landcover_patches",
+    "make_scene_pair",
+]
