@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
-from fastai.torch_core import default_device
+
+with warnings.catch_warnings():
+    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates.
+    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    from fastai.torch_core import default_device
 
 from cdtools.chips import Chip, ChipFolder, find_chips, read_chip
 from cdtools.errors import ChipsFolderError, ParameterError

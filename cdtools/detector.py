@@ -12,15 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-# Imported for what they add to fastai's Learner: to_fp16, the progress bar and results
-# table, fit_one_cycle and lr_find.
-import fastai.callback.fp16
-import fastai.callback.progress
-import fastai.callback.schedule  # noqa: F401
 import numpy as np
 import torch
-from fastai.callback.tracker import EarlyStoppingCallback, TrackerCallback
-from fastai.learner import Learner
 
 from cdtools.data import ChangeDataLoaders
 from cdtools.errors import (
@@ -37,6 +30,17 @@ from cdtools.models.backbone import Pretrained
 from cdtools.package import ModelSpec, read_package, write_package
 from cdtools.raster import PathLike, RasterInfo, check_same_grid, read_image, write_geotiff
 from cdtools.tiling import predict_tiled
+
+with warnings.catch_warnings():
+    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates. The
+    # callback modules are imported for what they add to Learner: to_fp16, the progress
+    # bar and results table, fit_one_cycle and lr_find.
+    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
+    import fastai.callback.fp16
+    import fastai.callback.progress
+    import fastai.callback.schedule  # noqa: F401
+    from fastai.callback.tracker import EarlyStoppingCallback, TrackerCallback
+    from fastai.learner import Learner
 
 log = logging.getLogger(__name__)
 
