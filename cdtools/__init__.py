@@ -17,6 +17,8 @@ _EXPORTS = {
     "export_training_data": "cdtools.export",
     "prepare_data": "cdtools.data",
     "fetch": "cdtools.manifest",
+    "ChangeDetector": "cdtools.detector",
+    "sample_detector": "cdtools.synthetic",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -115,13 +115,17 @@ def export_training_data(
         counts = {"candidates": len(rows) * len(cols), "skipped_no_data": 0, "skipped_low": 0}
         bar = _progress(len(rows) * len(cols), enabled=progress)
         # GDAL releases the GIL while encoding, so chips of one strip are written by threads.
+        # GDAL's block cache defaults to 5% of RAM; a few strips' worth is all export needs.
+        strip_width = cols[-1] + tile_size
+        strip_bytes = tile_size * strip_width * grid.count * np.dtype(grid.dtype).itemsize
+        cache_mb = max(64, 4 * 2 * strip_bytes // 2**20)
         with (
+            rasterio.Env(GDAL_CACHEMAX=cache_mb),
             open_raster(before) as src_b,
             open_raster(after) as src_a,
             ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool,
         ):
             for row in rows:
-                strip_width = cols[-1] + tile_size
                 img_b, valid_b = read_window(src_b, row, 0, tile_size, strip_width)
                 img_a, valid_a = read_window(src_a, row, 0, tile_size, strip_width)
                 label = read_labels(row, 0, tile_size, strip_width)

@@ -3,7 +3,8 @@
 Everything is made from a seed, offline, in seconds: :func:`make_scene_pair` writes a
 georeferenced before/after pair near Austin, Texas (EPSG:32614, 0.5 m pixels) with
 change polygons, a change mask and land-cover maps; :func:`make_landcover_patches`
-writes EuroSAT-like patches rendered the same way.
+writes EuroSAT-like patches rendered the same way; :func:`sample_detector` is a change
+detector trained on the sample world once and cached.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from cdtools.synthetic.changes import CHANGE_KINDS
 from cdtools.synthetic.landcover import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.synthetic.patches import make_landcover_patches
 from cdtools.synthetic.scene import SampleWorld, make_scene_pair
+from cdtools.synthetic.trained import sample_detector
 
 __all__ = [
     "CHANGE_KINDS",
@@ -20,4 +22,5 @@ __all__ = [
     "SampleWorld",
     "make_landcover_patches",
     "make_scene_pair",
+    "sample_detector",
 ]
