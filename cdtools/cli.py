@@ -21,7 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)  # cdtools' own progress lines, not every library's
     try:
         args.run(args)
     except CdtoolsError as err:
@@ -82,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("outputs"))
     demo.add_argument("--size", type=int, default=1024)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--chip-size", type=int, default=128)
+    demo.add_argument("--epochs", type=int, default=4)
     demo.set_defaults(run=_demo)
     return parser
 
@@ -150,40 +153,47 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    """Sample world -> chips -> DataLoaders, with a figure of each step in ``args.out``."""
+    """Sample world -> chips -> DataLoaders -> trained model -> change map, all in ``args.out``."""
     from cdtools.data import prepare_data
+    from cdtools.detector import ChangeDetector
     from cdtools.export import export_training_data
     from cdtools.plots import show_chip_index, show_scene
     from cdtools.synthetic import make_scene_pair
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    world = make_scene_pair(out / "sample", size=args.size, seed=args.seed)
-    log.info("1/3 sample world in %s", world.before.parent)
-    show_scene(world.before, world.after, polygons=world.change_polygons).savefig(
-        out / "scene.png", dpi=110
-    )
+    world = make_scene_pair(out / "sample", size=args.size, seed=args.seed, if_exists="overwrite")
+    log.info("1/5 sample world in %s", world.folder)
+    figure = show_scene(world.before, world.after, polygons=world.change_polygons)
+    figure.savefig(out / "scene.png", dpi=110)
     chips = export_training_data(
-        world.before,
-        world.after,
-        world.change_polygons,
-        out / "chips",
-        tile_size=256,
-        stride=64,
-        overwrite=True,
-    )
-    show_chip_index(chips / "chips.geojson", scene=world.before).savefig(
-        out / "chip_index.png", dpi=110
-    )
-    log.info("2/3 chips: %s", chips)
-    dls = prepare_data(chips, chip_size=256, batch_size=8, seed=args.seed)
+        world.before, world.after, world.change_polygons, out / "chips",
+        tile_size=args.chip_size, stride=args.chip_size // 2, overwrite=True,
+    )  # fmt: skip
+    show_chip_index(chips / "chips.geojson", scene=world.before).savefig(out / "chip_index.png")
+    log.info("2/5 chips in %s", chips)
+    dls = prepare_data(chips, chip_size=args.chip_size, batch_size=8, seed=args.seed)
     dls.show_batch(rows=4).savefig(out / "show_batch.png", dpi=110)
+    n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
+    log.info("3/5 DataLoaders: %d training, %d validation chips", n_train, n_valid)
+    detector = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18", pretrained="auto")
+    detector.fit(args.epochs, 3e-3)
+    detector.tune_threshold()
+    scores = detector.precision_recall_score()
+    detector.show_results(rows=4).savefig(out / "show_results.png", dpi=110)
+    model = detector.save(out / "model", zip=True, overwrite=True)
     log.info(
-        "3/3 DataLoaders: %d training and %d validation chips; figures in %s",
-        len(dls.train_ds),
-        len(dls.valid_ds),
-        out,
+        "4/5 model in %s: validation F1 of change %.3f (precision %.3f, recall %.3f), "
+        "threshold %.2f",
+        model, scores.loc["f1", "Change"], scores.loc["precision", "Change"],
+        scores.loc["recall", "Change"], detector.threshold,
+    )  # fmt: skip
+    test = make_scene_pair(
+        out / "test_scene", size=args.size, seed=args.seed + 1, if_exists="overwrite"
     )
+    change = out / "change.tif"
+    detector.predict(test.before, test.after, out_path=change, overwrite=True)
+    log.info("5/5 change map of another scene (seed %d): %s", args.seed + 1, change)
 
 
 if __name__ == "__main__":
