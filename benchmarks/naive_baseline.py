@@ -21,45 +21,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from cdtools.baseline import QUANTILES, naive_baseline
 from cdtools.raster import atomic_path
 from cdtools.synthetic import make_scene_pair
-
-QUANTILES = 200
-
-
-def change_score(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Sum over bands of |z(after) - z(before)|, each date z-scored per band."""
-
-    def zscore(image: np.ndarray) -> np.ndarray:
-        image = image.astype(np.float64)
-        mean = image.mean(axis=(1, 2), keepdims=True)
-        std = image.std(axis=(1, 2), keepdims=True) + 1e-9
-        return (image - mean) / std
-
-    return np.abs(zscore(after) - zscore(before)).sum(axis=0)
-
-
-def best_threshold(score: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Sweep thresholds over quantiles of ``score``; the best F1 and its figures."""
-    score, truth = score.ravel(), truth.ravel().astype(bool)
-    thresholds = np.unique(np.quantile(score, np.linspace(0, 1, QUANTILES + 1)[1:-1]))
-    order = np.argsort(score)
-    sorted_score, sorted_truth = score[order], truth[order]
-    # Positives above each threshold, from cumulative sums over the sorted scores.
-    above = len(score) - np.searchsorted(sorted_score, thresholds, side="right")
-    truth_above = np.concatenate([np.cumsum(sorted_truth[::-1])[::-1], [0]])
-    true_positive = truth_above[len(score) - above]
-    precision = true_positive / np.maximum(above, 1)
-    recall = true_positive / max(int(truth.sum()), 1)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    best = int(np.argmax(f1))
-    return {
-        "f1": round(float(f1[best]), 4),
-        "precision": round(float(precision[best]), 4),
-        "recall": round(float(recall[best]), 4),
-        "threshold": round(float(thresholds[best]), 4),
-        "change_fraction": round(float(truth.mean()), 4),
-    }
 
 
 def evaluate(size: int, seed: int, folder: Path) -> dict[str, float]:
@@ -72,7 +36,7 @@ def evaluate(size: int, seed: int, folder: Path) -> dict[str, float]:
         rasterio.open(world.after) as a,
         rasterio.open(world.change_mask) as m,
     ):
-        figures = best_threshold(change_score(b.read(), a.read()), m.read(1))
+        figures = naive_baseline(b.read(), a.read(), m.read(1))
     return {"seed": seed, **figures, "make_seconds": round(seconds, 2)}
 
 
