@@ -8,13 +8,13 @@ label/, optionally inside train/, val/ and test/ folders, which then give the sp
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from cdtools.errors import ChipsFolderError, LabelError, RasterError
-from cdtools.labels import CHANGE, IGNORE, NO_CHANGE
+from cdtools.errors import ChipsFolderError, RasterError
+from cdtools.labels import CODINGS, ZERO_ONE, coding_of
 from cdtools.raster import PathLike, open_raster
 
 LAYOUTS: dict[str, tuple[str, str, str]] = {
@@ -28,11 +28,12 @@ IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"}
 
 @dataclass(frozen=True)
 class Chip:
-    """The three files of one chip."""
+    """The three files of one chip, and how its label file is coded (a key of CODINGS)."""
 
     before: Path
     after: Path
     label: Path
+    coding: str = ZERO_ONE
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,11 @@ class ChipFolder:
     """A folder of chips: its layout, chips per split, and how its labels are coded.
 
     ``splits`` maps "all" (no split on disk) or "train"/"valid"/"test" to chips.
-    ``lookup`` maps a stored label value (0-255) to 0 = no change, 1 = change, 255 = ignore.
     """
 
     path: Path
     layout: str
     splits: dict[str, list[Chip]]
-    lookup: np.ndarray
     coding: str
 
 
@@ -80,8 +79,9 @@ def find_chips(path: PathLike) -> ChipFolder:
             raise ChipsFolderError(_layout_help(root))
         splits = {"all": _match(root, layout)}
     labels = [chip.label for chips in splits.values() for chip in chips]
-    lookup, coding = _coding(root, labels)
-    return ChipFolder(root, layout, splits, lookup, coding)
+    coding = _coding(root, labels)
+    splits = {name: [replace(c, coding=coding) for c in chips] for name, chips in splits.items()}
+    return ChipFolder(root, layout, splits, coding)
 
 
 def _layout_of(folder: Path) -> str | None:
@@ -121,13 +121,11 @@ def _images_by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
 
 
-def _coding(root: Path, labels: list[Path]) -> tuple[np.ndarray, str]:
+def _coding(root: Path, labels: list[Path]) -> str:
     """How labels are coded: export.json says so, otherwise their values decide.
 
     0/255 sets mean 255 = change; sets with 1 mean 0/1 with 255 = ignore.
     """
-    lookup = np.full(256, IGNORE, dtype=np.uint8)
-    lookup[0] = NO_CHANGE
     summary = root / "export.json"
     values: set[int] = set()
     if summary.exists():
@@ -136,16 +134,7 @@ def _coding(root: Path, labels: list[Path]) -> tuple[np.ndarray, str]:
     if not values:
         for label in labels:
             values.update(np.unique(read_label_values(label)).tolist())
-    if values <= {0, 255}:
-        lookup[255] = CHANGE
-        return lookup, "0/255"
-    if values <= {0, 1, 255}:
-        lookup[1] = CHANGE
-        return lookup, "0/1 (255 = ignore)"
-    raise LabelError(
-        f"labels under {root} have values {sorted(values)[:10]}; expected 0/1 (255 = ignore) "
-        "or 0/255. Reclassify them to one of those codings."
-    )
+    return coding_of(values, f"labels under {root}")
 
 
 def read_label_values(path: Path) -> np.ndarray:
@@ -167,10 +156,10 @@ def read_chip_file(path: Path) -> np.ndarray:
         raise ChipsFolderError(f"chip {path} could not be read ({err}); re-export it.") from None
 
 
-def read_chip(chip: Chip, lookup: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_chip(chip: Chip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read one chip as (before, after, mask); mask is coded 0/1/255."""
     before, after = read_chip_file(chip.before), read_chip_file(chip.after)
-    mask = lookup[read_label_values(chip.label)]
+    mask = CODINGS[chip.coding][read_label_values(chip.label)]
     if before.shape != after.shape or before.shape[1:] != mask.shape:
         raise ChipsFolderError(
             f"chip {chip.before.name} does not match up: before {before.shape}, after "

@@ -11,6 +11,7 @@ float tensors ``(b, c, h, w)`` normalised per band, mask is ``(b, h, w)`` int64 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import warnings
 from collections.abc import Sequence
@@ -66,7 +67,7 @@ class ChangeDataLoaders(DataLoaders):
     """fastai DataLoaders of ((before, after), mask) that also carry what a model needs.
 
     Attributes: ``stats`` (:class:`NormStats`), ``bands`` (indices selected, or None for
-    all), ``n_bands``, ``chip_size``, ``class_names`` and ``source`` (the chips folder).
+    all), ``n_bands``, ``chip_size``, ``class_names`` and ``sources`` (the chips folders).
     """
 
     stats: NormStats
@@ -74,7 +75,7 @@ class ChangeDataLoaders(DataLoaders):
     n_bands: int
     chip_size: int
     class_names: tuple[str, ...]
-    source: Path
+    sources: tuple[Path, ...]
 
     def show_batch(self, rows: int = 4, *, split: Literal["train", "valid"] = "train") -> Any:
         """Draw ``rows`` chips as before | after | mask (change overlaid in colour).
@@ -99,7 +100,6 @@ class ChipPairs(torch.utils.data.Dataset):
     def __init__(
         self,
         chips: Sequence[Chip],
-        folder: ChipFolder,
         *,
         stats: NormStats,
         bands: Sequence[int] | None,
@@ -108,7 +108,6 @@ class ChipPairs(torch.utils.data.Dataset):
         seed: int,
     ) -> None:
         self.chips = list(chips)
-        self.lookup = folder.lookup
         self.stats = stats
         self.bands = list(bands) if bands is not None else None
         self.chip_size = chip_size
@@ -121,7 +120,7 @@ class ChipPairs(torch.utils.data.Dataset):
 
     def raw(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Chip ``i`` as stored, bands selected: (before, after, mask 0/1/255)."""
-        before, after, mask = read_chip(self.chips[i], self.lookup)
+        before, after, mask = read_chip(self.chips[i])
         if self.bands is not None:
             before, after = before[self.bands], after[self.bands]
         return before, after, mask
@@ -202,7 +201,7 @@ def _pad(
 
 
 def prepare_data(
-    path: PathLike,
+    path: PathLike | Sequence[PathLike],
     *,
     chip_size: int = 256,
     batch_size: int = 8,
@@ -216,7 +215,8 @@ def prepare_data(
     """Make fastai DataLoaders of ((before, after), mask) from a folder of chips.
 
     Args:
-        path: a chips folder (cdtools/arcgis.learn export, or LEVIR-CD layout).
+        path: a chips folder (cdtools/arcgis.learn export, or LEVIR-CD layout), or a
+            list of them (for example one per scene), each split on its own.
         chip_size: size the chips are cropped to (randomly in training, centred in
             validation); smaller chips are padded with ignored pixels.
         batch_size: chips per batch.
@@ -244,15 +244,22 @@ def prepare_data(
         raise ParameterError(f"val_split_pct must be in [0, 1), got {val_split_pct}.")
     if transforms not in ("default", None):
         raise ParameterError(f"transforms must be 'default' or None, got {transforms!r}.")
-    folder = find_chips(path)
-    train, valid = _split(folder, val_split_pct, seed)
-    n_bands = _check_bands(folder, train[0], bands)
+    paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    if not paths:
+        raise ParameterError("prepare_data needs at least one chips folder.")
+    folders = [find_chips(p) for p in paths]
+    train, valid = [], []
+    for folder in folders:
+        folder_train, folder_valid = _split(folder, val_split_pct, seed)
+        train += folder_train
+        valid += folder_valid
+    n_bands = _check_bands(train[0], bands)
     if isinstance(norm, NormStats):
         stats = norm
     elif norm == "imagenet":
-        stats = _imagenet_stats(folder, train[0], bands)
+        stats = _imagenet_stats(train[0], bands)
     elif norm == "dataset":
-        stats = _dataset_stats(folder, train, bands, seed)
+        stats = _dataset_stats(train, bands, seed)
     else:
         raise ParameterError(f"norm must be 'dataset', 'imagenet' or NormStats, got {norm!r}.")
     if len(stats.mean) != n_bands:
@@ -260,8 +267,8 @@ def prepare_data(
             f"norm has statistics for {len(stats.mean)} bands, data has {n_bands}."
         )
     common = {"stats": stats, "bands": bands, "chip_size": chip_size, "seed": seed}
-    train_ds = ChipPairs(train, folder, augment=transforms == "default", **common)
-    valid_ds = ChipPairs(valid, folder, augment=False, **common)
+    train_ds = ChipPairs(train, augment=transforms == "default", **common)
+    valid_ds = ChipPairs(valid, augment=False, **common)
     loaders = [
         DataLoader(
             train_ds,
@@ -273,10 +280,10 @@ def prepare_data(
         DataLoader(valid_ds, bs=batch_size, shuffle=False, num_workers=num_workers),
     ]
     loaders[0].rng = random.Random(seed)
-    dls = ChangeDataLoaders(*loaders, path=folder.path, device=default_device())
+    dls = ChangeDataLoaders(*loaders, path=folders[0].path, device=default_device())
     dls.stats, dls.chip_size, dls.n_bands = stats, chip_size, n_bands
     dls.bands = tuple(bands) if bands is not None else None
-    dls.class_names, dls.source = CLASS_NAMES, folder.path
+    dls.class_names, dls.sources = CLASS_NAMES, tuple(f.path for f in folders)
     log.info("prepare_data: %d training and %d validation chips", len(train_ds), len(valid_ds))
     return dls
 
@@ -302,8 +309,8 @@ def _split(folder: ChipFolder, val_pct: float, seed: int) -> tuple[list[Chip], l
     )
 
 
-def _check_bands(folder: ChipFolder, chip: Chip, bands: Sequence[int] | None) -> int:
-    before, _, _ = read_chip(chip, folder.lookup)
+def _check_bands(chip: Chip, bands: Sequence[int] | None) -> int:
+    before, _, _ = read_chip(chip)
     if bands is None:
         return before.shape[0]
     bad = [b for b in bands if not 0 <= b < before.shape[0]]
@@ -315,8 +322,8 @@ def _check_bands(folder: ChipFolder, chip: Chip, bands: Sequence[int] | None) ->
     return len(bands)
 
 
-def _imagenet_stats(folder: ChipFolder, chip: Chip, bands: Sequence[int] | None) -> NormStats:
-    before, _, _ = read_chip(chip, folder.lookup)
+def _imagenet_stats(chip: Chip, bands: Sequence[int] | None) -> NormStats:
+    before, _, _ = read_chip(chip)
     n = len(bands) if bands is not None else before.shape[0]
     if n != 3 or before.dtype != np.uint8:
         raise ParameterError(
@@ -328,16 +335,14 @@ def _imagenet_stats(folder: ChipFolder, chip: Chip, bands: Sequence[int] | None)
     )
 
 
-def _dataset_stats(
-    folder: ChipFolder, chips: list[Chip], bands: Sequence[int] | None, seed: int
-) -> NormStats:
+def _dataset_stats(chips: list[Chip], bands: Sequence[int] | None, seed: int) -> NormStats:
     """Per-band mean and std over both dates of up to STATS_SAMPLE training chips."""
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(chips), size=min(len(chips), STATS_SAMPLE), replace=False)
     total = total_sq = None
     count = 0
     for i in sorted(picked.tolist()):
-        before, after, _ = read_chip(chips[i], folder.lookup)
+        before, after, _ = read_chip(chips[i])
         for image in (before, after):
             image = image[list(bands)] if bands is not None else image
             pixels = image.reshape(image.shape[0], -1).astype(np.float64)

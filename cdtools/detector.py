@@ -214,7 +214,8 @@ class ChangeDetector:
 
     def _training_summary(self, epochs: int, lr: float) -> dict[str, Any]:
         data = self.data
-        summary = {"source": Path(data.source).name, "train_chips": len(data.train_ds)}
+        sources = [Path(p).name for p in data.sources]
+        summary = {"sources": sources, "train_chips": len(data.train_ds)}
         summary |= {"valid_chips": len(data.valid_ds), "epochs": epochs, "lr": lr}
         return {
             **self.spec.training,

@@ -19,6 +19,32 @@ from cdtools.errors import GridError, LabelError
 from cdtools.raster import PathLike, RasterInfo, describe, open_raster, read_window
 
 NO_CHANGE, CHANGE, IGNORE = 0, 1, 255
+ZERO_ONE, ZERO_255 = "0/1 (255 = ignore)", "0/255"
+
+
+def _lookup(change_value: int) -> np.ndarray:
+    table = np.full(256, IGNORE, dtype=np.uint8)
+    table[0], table[change_value] = NO_CHANGE, CHANGE
+    return table
+
+
+#: Stored label value (0-255) -> 0 = no change, 1 = change, 255 = ignore, per coding.
+CODINGS: dict[str, np.ndarray] = {ZERO_ONE: _lookup(1), ZERO_255: _lookup(255)}
+
+
+def coding_of(values: set[int], where: str) -> str:
+    """The coding of labels holding ``values``: 0/255 means 255 = change; a set with 1
+    means 0/1 with 255 = ignore. Anything else is a :class:`LabelError` about ``where``."""
+    if values <= {0, 255}:
+        return ZERO_255
+    if values <= {0, 1, 255}:
+        return ZERO_ONE
+    raise LabelError(
+        f"{where} has values {sorted(values)[:10]}; expected 0/1 (255 = ignore) or 0/255. "
+        "Reclassify to one of those codings."
+    )
+
+
 VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".fgb", ".kml", ".gml"}
 
 # A label window reader: (row, col, height, width) -> uint8 labels in the convention above.
@@ -145,16 +171,5 @@ def _label_lookup(path: Path) -> tuple[np.ndarray, str]:
             if block.min(initial=0) < 0 or block.max(initial=0) > 255:
                 raise LabelError(f"label raster {path.name} has values outside 0-255.")
             seen[np.unique(block.astype(np.int64))] = True
-    values = set(np.flatnonzero(seen).tolist())
-    lookup = np.full(256, IGNORE, dtype=np.uint8)
-    lookup[0] = NO_CHANGE
-    if values <= {0, 255}:
-        lookup[255] = CHANGE
-        return lookup, "0/255"
-    if values <= {0, 1, 255}:
-        lookup[1] = CHANGE
-        return lookup, "0/1 (255 = ignore)"
-    raise LabelError(
-        f"label raster {path.name} has values {sorted(values)[:10]}; expected 0/1 "
-        "(255 = ignore) or 0/255. Reclassify it to one of those codings."
-    )
+    coding = coding_of(set(np.flatnonzero(seen).tolist()), f"label raster {path.name}")
+    return CODINGS[coding], coding

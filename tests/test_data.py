@@ -166,3 +166,34 @@ def test_missing_and_mismatched_chip_files(chips: Path) -> None:
         prepare_data(chips)  # the statistics read every chip of this small set
     with pytest.raises(ChipsFolderError, match="not a chips folder"):
         prepare_data(chips / "labels")
+
+
+def test_several_chip_folders_train_together(pair: Pair, tmp_path: Path) -> None:
+    from tests.conftest import make_pair
+
+    other = make_pair(tmp_path / "other", seed=1)
+    first = export_training_data(
+        pair.before,
+        pair.after,
+        pair.polygons,
+        tmp_path / "a",
+        tile_size=64,
+        stride=64,
+        progress=False,
+    )
+    second = export_training_data(
+        other.before,
+        other.after,
+        other.mask,
+        tmp_path / "b",
+        tile_size=64,
+        stride=64,
+        layout="levir",
+        progress=False,
+    )
+    dls = prepare_data([first, second], chip_size=64, batch_size=4, val_split_pct=0.25)
+    assert len(dls.train_ds) + len(dls.valid_ds) == 2 * 20
+    assert dls.sources == (first, second)
+    change = [int((dls.valid_ds[i][1] == 1).sum()) for i in range(len(dls.valid_ds))]
+    change += [int((dls.train_ds.raw(i)[2] == 1).sum()) for i in range(len(dls.train_ds))]
+    assert sum(change) == 2 * 50 * 50  # 0/1 and 0/255 codings both read right
