@@ -29,9 +29,9 @@ with warnings.catch_warnings():
     from fastai.data.load import DataLoader
     from fastai.torch_core import default_device
 
-from cdtools.chips import Chip, ChipFolder, find_chips, read_chip
+from cdtools.chips import Chip, ChipFolder, find_chips, read_chip, read_label_values
 from cdtools.errors import ChipsFolderError, ParameterError
-from cdtools.labels import IGNORE
+from cdtools.labels import CODINGS, IGNORE
 from cdtools.raster import PathLike
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,17 @@ class ChipPairs(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.chips)
+
+    def label_counts(self, *, limit: int = 500) -> tuple[int, int, int]:
+        """(labelled pixels, change pixels, chips read) over up to ``limit`` chips' labels."""
+        picked = np.random.default_rng(self.seed).permutation(len(self.chips))[:limit]
+        labelled = change = 0
+        for i in picked.tolist():
+            chip = self.chips[i]
+            mask = CODINGS[chip.coding][read_label_values(chip.label)]
+            labelled += int((mask != IGNORE).sum())
+            change += int((mask == 1).sum())
+        return labelled, change, len(picked)
 
     def raw(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Chip ``i`` as stored, bands selected: (before, after, mask 0/1/255)."""

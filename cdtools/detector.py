@@ -20,6 +20,7 @@ from cdtools.errors import (
     CdtoolsError,
     CdtoolsWarning,
     GridError,
+    LabelError,
     OutputExistsError,
     ParameterError,
 )
@@ -182,6 +183,7 @@ class ChangeDetector:
             callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=patience))
         if checkpoint:
             callbacks.append(SafetensorsCheckpoint(monitor=monitor))
+        self._check_labels()
         if mixed_precision and not torch.cuda.is_available():
             warnings.warn(
                 "mixed_precision needs a GPU; training in fp32.", CdtoolsWarning, stacklevel=2
@@ -199,6 +201,25 @@ class ChangeDetector:
             if mixed_precision:
                 learn.to_fp32()
         self.spec.training.update(self._training_summary(epochs, lr))
+
+    def _check_labels(self) -> None:
+        """Refuse to train on chips with no labelled pixel, or (checked in full) no change."""
+        train = self.data.train_ds
+        labelled, change, checked = train.label_counts()
+        if labelled == 0:
+            raise LabelError(
+                f"the {checked} training chips checked have no labelled pixels (all 255 = "
+                "ignore); export chips with change labels before training."
+            )
+        if change == 0:
+            message = (
+                f"the training chips hold no change ({checked} of {len(train)} checked); a "
+                "change detector cannot learn from that. Export chips whose labels include "
+                "change (min_change_fraction > 0 keeps chips with change)."
+            )
+            if checked == len(train):
+                raise LabelError(message)
+            warnings.warn(message, CdtoolsWarning, stacklevel=3)
 
     def freeze(self) -> None:
         """Train only the layers after the backbone."""
@@ -326,12 +347,13 @@ class ChangeDetector:
         """Change probability for a pair of any size, as a georeferenced xarray.DataArray.
 
         Tiles of ``tile`` pixels (default the chip size) overlap by ``overlap`` (default a
-        quarter tile) and are blended, so there are no seams. With ``out_path``, writes a
-        uint8 GeoTIFF on the before image's grid: probability 0-255, or 0/1 with
-        ``output="mask"``.
+        quarter tile) and are blended, so there are no seams; an image smaller than a tile
+        is padded. Pixels that are nodata or NaN in either date are NaN in the result. With
+        ``out_path``, writes a uint8 GeoTIFF on the before image's grid: probability 0-255,
+        or 0/1 with ``output="mask"``, its nodata pixels in the file's internal mask.
         """
-        before, info = read_image(before_image)
-        after, info_after = read_image(after_image)
+        before, valid, info = read_image(before_image)
+        after, valid_after, info_after = read_image(after_image)
         if info is not None and info_after is not None:
             check_same_grid(info, info_after)
         elif before.shape != after.shape:
@@ -341,36 +363,31 @@ class ChangeDetector:
         if out_path is not None and Path(out_path).exists() and not overwrite:
             raise OutputExistsError(f"{out_path} exists; pass overwrite=True to replace it.")
         before, after = self._model_bands(before), self._model_bands(after)
+        valid &= valid_after
         tile = tile or self.spec.chip_size
         overlap = tile // 4 if overlap is None else overlap
         stats = self.spec.stats
+        # Nodata pixels enter the model as the band means (0 once normalised), leave as NaN.
+        inputs = [
+            np.where(valid, stats.normalise(x), 0.0).astype(np.float32) for x in (before, after)
+        ]
         prob = predict_tiled(
-            self._predict_batch,
-            stats.normalise(before),
-            stats.normalise(after),
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
+            self._predict_batch, *inputs, tile=tile, overlap=overlap, batch_size=batch_size
         )
+        prob[~valid] = np.nan
         threshold = self.threshold if threshold is None else threshold
-        change = _as_dataarray(prob, info)
         if out_path is not None:
-            data = (
-                (prob > threshold).astype(np.uint8)
-                if output == "mask"
-                else np.round(prob * 255).astype(np.uint8)
-            )
+            filled = np.nan_to_num(prob)
+            data = filled > threshold if output == "mask" else np.round(filled * 255)
             write_geotiff(
-                out_path,
-                data,
-                transform=info.transform if info else None,
-                crs=info.crs if info else None,
-            )
+                out_path, data.astype(np.uint8), valid=valid,
+                transform=info.transform if info else None, crs=info.crs if info else None,
+            )  # fmt: skip
         if visualize:
             from cdtools.plots import display, show_prediction
 
             display(show_prediction(before, after, prob, threshold=threshold))
-        return change
+        return _as_dataarray(prob, info)
 
     def _model_bands(self, image: np.ndarray) -> np.ndarray:
         if self.spec.bands is not None and image.shape[0] > max(self.spec.bands):

@@ -224,9 +224,13 @@ def write_geotiff(
     crs: CRS | str | None = None,
     nodata: float | None = None,
     compress: str | None = "deflate",
+    valid: np.ndarray | None = None,
     **profile: Any,
 ) -> Path:
     """Write a ``(bands, height, width)`` or ``(height, width)`` array as a GeoTIFF, atomically.
+
+    ``valid`` (a boolean ``(height, width)`` array) is stored as the file's internal
+    nodata mask, so every value of the data type stays usable for data.
 
     Example:
         >>> write_geotiff("mask.tif", mask, transform=t, crs="EPSG:32614")  # doctest: +SKIP
@@ -249,27 +253,36 @@ def write_geotiff(
         options.setdefault("tiled", True)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(tmp, "w", **options) as dst:
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(tmp, "w", **options) as dst:
             dst.write(array)
+            if valid is not None:
+                dst.write_mask(valid.astype(np.uint8) * 255)
     return Path(path)
 
 
-def read_image(image: PathLike | np.ndarray) -> tuple[np.ndarray, RasterInfo | None]:
-    """A whole image as ``(bands, h, w)`` and its :class:`RasterInfo` (None for arrays).
+def read_image(image: PathLike | np.ndarray) -> tuple[np.ndarray, np.ndarray, RasterInfo | None]:
+    """A whole image as ``(bands, h, w)``, its valid-pixel mask ``(h, w)`` and its
+    :class:`RasterInfo` (None for arrays).
 
+    A pixel is invalid where any band is nodata (the file's nodata value or mask) or NaN.
     Arrays may be ``(bands, h, w)``, ``(h, w)``, or ``(h, w, bands)`` with 1, 3 or 4
     bands (as PIL and matplotlib give them).
     """
+    info = None
     if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            return image[np.newaxis], None
-        if image.ndim != 3:
+        if image.ndim not in (2, 3):
             raise RasterError(
                 f"an image array must have 2 or 3 dimensions, got shape {image.shape}."
             )
-        if image.shape[-1] in (1, 3, 4) and image.shape[0] > 4:
-            image = image.transpose(2, 0, 1)
-        return image, None
-    info = describe(image)
-    with open_raster(image) as src:
-        return src.read(), info
+        data = image[np.newaxis] if image.ndim == 2 else image
+        if data.shape[-1] in (1, 3, 4) and data.shape[0] > 4:
+            data = data.transpose(2, 0, 1)
+        valid = np.ones(data.shape[1:], dtype=bool)
+    else:
+        info = describe(image)
+        with open_raster(image) as src, warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            data, valid = src.read(), src.dataset_mask() > 0
+    if np.issubdtype(data.dtype, np.floating):
+        valid &= np.isfinite(data).all(axis=0)
+    return data, valid, info

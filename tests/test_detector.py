@@ -174,3 +174,95 @@ def test_bad_options(trained: tuple[ChangeDetector, Pair]) -> None:
         ChangeDetector(detector.data, pretrained=False, attention_type="PAM")
     with pytest.raises(ParameterError, match="monitor"):
         detector.fit(1, 1e-3, monitor="accuracy")
+
+
+class TinyNet(torch.nn.Module):
+    """A stand-in with a 5-pixel receptive field, to check tiling exactly."""
+
+    output = "logit"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(6, 1, 5, padding=2)
+        torch.nn.init.normal_(self.conv.weight)
+
+    def forward(self, pair: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.conv(torch.cat(pair, dim=1))
+
+
+def test_tiled_predict_equals_whole_image_predict(trained: tuple[ChangeDetector, Pair]) -> None:
+    detector = ChangeDetector.from_model(
+        trained[0].save(trained[0].data.path / "tiny", overwrite=True)
+    )
+    detector.model = TinyNet().eval()
+    rng = np.random.default_rng(0)
+    before = rng.integers(0, 255, (3, 150, 131)).astype(np.uint8)
+    after = rng.integers(0, 255, (3, 150, 131)).astype(np.uint8)
+    stats = detector.spec.stats
+    whole = detector._predict_batch(stats.normalise(before)[None], stats.normalise(after)[None])[0]
+    for tile, overlap in ((64, 16), (48, 24), (96, 32)):
+        tiled = detector.predict(before, after, tile=tile, overlap=overlap).values
+        np.testing.assert_allclose(tiled, whole, atol=1e-4)
+
+
+def test_predict_odd_sizes_small_images_and_nodata(
+    trained: tuple[ChangeDetector, Pair], tmp_path: Path
+) -> None:
+    from rasterio.transform import from_origin
+
+    from cdtools.raster import write_geotiff
+
+    detector, _ = trained
+    transform = from_origin(500123.25, 4100456.75, 0.6, 0.6)
+    rng = np.random.default_rng(3)
+    images = {}
+    for name in ("before", "after"):
+        data = rng.integers(0, 250, (3, 101, 77)).astype(np.uint8)
+        data[:, :5, :7] = 255  # nodata corner
+        images[name] = tmp_path / f"{name}.tif"
+        write_geotiff(images[name], data, transform=transform, crs="EPSG:26915", nodata=255)
+    out = tmp_path / "change.tif"
+    change = detector.predict(images["before"], images["after"], out_path=out, tile=64)
+    assert change.shape == (101, 77) and change.rio.crs.to_epsg() == 26915
+    assert np.isnan(change.values[:5, :7]).all() and np.isfinite(change.values[5:, 7:]).all()
+    with rasterio.open(out) as src:
+        assert src.transform == transform and src.crs.to_epsg() == 26915
+        assert src.shape == (101, 77)
+        mask = src.dataset_mask()
+        assert (mask[:5, :7] == 0).all() and (mask[5:, 7:] == 255).all()
+    small = rng.integers(0, 255, (3, 40, 30)).astype(np.float32)
+    small[0, 3, 4] = np.nan
+    tiny = detector.predict(small, small, tile=64)
+    assert tiny.shape == (40, 30) and np.isnan(tiny.values[3, 4])
+    assert np.isfinite(tiny.values).sum() == 40 * 30 - 1
+
+
+def test_fit_without_labels_is_refused(pair: Pair, tmp_path: Path) -> None:
+    from cdtools.errors import LabelError
+    from cdtools.raster import write_geotiff
+
+    nothing = tmp_path / "nothing.tif"
+    write_geotiff(
+        nothing, np.zeros((300, 200), np.uint8), transform=pair.transform, crs="EPSG:32614"
+    )
+    chips = export_training_data(
+        pair.before, pair.after, nothing, tmp_path / "c", tile_size=64, stride=64, progress=False
+    )
+    detector = ChangeDetector(prepare_data(chips, chip_size=64), pretrained=False)
+    with pytest.raises(LabelError, match="hold no change"):
+        detector.fit(1, 1e-3)
+
+
+def test_broken_and_future_packages_are_refused(
+    trained: tuple[ChangeDetector, Pair], tmp_path: Path
+) -> None:
+    folder = trained[0].save(tmp_path / "model")
+    spec = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**spec, "format_version": 99}))
+    with pytest.raises(PackageError, match="newer than this cdtools reads"):
+        ChangeDetector.from_model(folder)
+    (folder / "model.json").unlink()
+    with pytest.raises(PackageError, match=r"needs model\.json and model\.safetensors"):
+        ChangeDetector.from_model(folder)
+    with pytest.raises(ParameterError, match=r"unknown backbone 'resnet19'.*resnet18"):
+        ChangeDetector(trained[0].data, backbone="resnet19")

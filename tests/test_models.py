@@ -125,3 +125,26 @@ def test_bad_backbone_and_weight_file(tmp_path: Path) -> None:
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), other)
     with pytest.raises(ParameterError, match="does not fit this backbone"):
         make_encoder("resnet18", 3, pretrained=other)
+
+
+@pytest.mark.parametrize("arch", ["siamese_unet", "stanet", "bit"])
+def test_each_architecture_learns_a_few_steps(arch: str) -> None:
+    from cdtools.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
+
+    torch.manual_seed(0)
+    model = ARCHITECTURES[arch](3, pretrained=False)
+    loss_fn = BatchBalancedContrastiveLoss() if model.output == "distance" else BCEDiceLoss()
+    before = torch.randn(4, 3, 64, 64)
+    after = before.clone()
+    target = torch.zeros(4, 64, 64, dtype=torch.long)
+    target[:, 16:40, 20:44] = 1
+    after[:, :, 16:40, 20:44] += 3.0  # something new and bright
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = loss_fn(model((before, after)), target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses
