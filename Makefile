@@ -39,6 +39,8 @@ notebooks: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) benchmarks/naive_baseline.py
 	$(PY) benchmarks/export_speed.py
+	$(PY) benchmarks/accuracy_sample.py
+	$(PY) benchmarks/accuracy_airchange.py
 
 clean:
 	rm -rf outputs notebooks/outputs .pytest_cache
