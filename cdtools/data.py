@@ -1,11 +1,9 @@
 """prepare_data: fastai DataLoaders of chip pairs, ((before, after), mask).
 
-Geometric augmentation (flips, 90-degree rotations, random crop) is drawn once per chip
-and applied identically to before, after and mask; photometric jitter is drawn per date,
-because illumination that differs between dates is exactly the pseudo-change a model
-must learn to ignore. Batches are ``((before, after), mask)``: before and after are
-float tensors ``(b, c, h, w)`` normalised per band, mask is ``(b, h, w)`` int64 with
-0 = no change, 1 = change, 255 = ignore.
+Training chips are augmented by :mod:`cdtools.augment` (the same geometry for both dates
+and the mask, photometric jitter per date). Batches are ``((before, after), mask)``:
+before and after are float tensors ``(b, c, h, w)`` normalised per band, mask is
+``(b, h, w)`` int64 with 0 = no change, 1 = change, 255 = ignore.
 """
 
 from __future__ import annotations
@@ -29,8 +27,9 @@ with warnings.catch_warnings():
     from fastai.data.load import DataLoader
     from fastai.torch_core import default_device
 
+from cdtools.augment import augment_pair, center_crop
 from cdtools.chips import Chip, ChipFolder, find_chips, read_chip, read_label_values
-from cdtools.errors import ChipsFolderError, ParameterError
+from cdtools.errors import CdtoolsWarning, ChipsFolderError, LabelError, ParameterError
 from cdtools.labels import CODINGS, IGNORE
 from cdtools.raster import PathLike
 
@@ -118,8 +117,9 @@ class ChipPairs(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.chips)
 
-    def label_counts(self, *, limit: int = 500) -> tuple[int, int, int]:
-        """(labelled pixels, change pixels, chips read) over up to ``limit`` chips' labels."""
+    def check_labels(self, *, limit: int = 500) -> None:
+        """Refuse chips with no labelled pixel, or no change at all (a warning when only
+        ``limit`` of more chips were read), as there is nothing to learn from them."""
         picked = np.random.default_rng(self.seed).permutation(len(self.chips))[:limit]
         labelled = change = 0
         for i in picked.tolist():
@@ -127,7 +127,21 @@ class ChipPairs(torch.utils.data.Dataset):
             mask = CODINGS[chip.coding][read_label_values(chip.label)]
             labelled += int((mask != IGNORE).sum())
             change += int((mask == 1).sum())
-        return labelled, change, len(picked)
+        if labelled == 0:
+            raise LabelError(
+                f"the {len(picked)} training chips checked have no labelled pixels (all 255 = "
+                "ignore); export chips with change labels before training."
+            )
+        if change == 0:
+            message = (
+                f"the training chips hold no change ({len(picked)} of {len(self)} checked); a "
+                "change detector cannot learn from that. Export chips whose labels include "
+                "change (min_change_fraction > 0 keeps chips with change)."
+            )
+            if len(picked) < len(self):
+                warnings.warn(message, CdtoolsWarning, stacklevel=3)
+            else:
+                raise LabelError(message)
 
     def raw(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Chip ``i`` as stored, bands selected: (before, after, mask 0/1/255)."""
@@ -153,62 +167,6 @@ class ChipPairs(torch.utils.data.Dataset):
             ),
             torch.from_numpy(mask.astype(np.int64)),
         )
-
-
-def augment_pair(
-    before: np.ndarray, after: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One draw of paired augmentation: same geometry for all three, jitter per date."""
-    before, after, mask = _pad(before, after, mask, size)
-    height, width = mask.shape
-    row = int(rng.integers(0, height - size + 1))
-    col = int(rng.integers(0, width - size + 1))
-    crop = (slice(row, row + size), slice(col, col + size))
-    before, after, mask = before[(slice(None), *crop)], after[(slice(None), *crop)], mask[crop]
-    k = int(rng.integers(0, 4))
-    flip_x, flip_y = rng.random() < 0.5, rng.random() < 0.5
-
-    def geometry(a: np.ndarray) -> np.ndarray:
-        a = np.rot90(a, k, axes=(-2, -1))
-        if flip_x:
-            a = a[..., ::-1]
-        if flip_y:
-            a = a[..., ::-1, :]
-        return a
-
-    before, after, mask = geometry(before), geometry(after), geometry(mask)
-    return _jitter(before, rng), _jitter(after, rng), mask
-
-
-def _jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Brightness and contrast for the whole chip, plus a small per-band colour shift."""
-    contrast = 1.0 + rng.uniform(-0.2, 0.2)
-    shift = rng.uniform(-0.2, 0.2) + rng.uniform(-0.05, 0.05, size=(image.shape[0], 1, 1))
-    return (image * contrast + shift).astype(np.float32)
-
-
-def center_crop(
-    before: np.ndarray, after: np.ndarray, mask: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The centre ``size`` x ``size`` window (padded with ignore where the chip is smaller)."""
-    before, after, mask = _pad(before, after, mask, size)
-    row, col = (mask.shape[0] - size) // 2, (mask.shape[1] - size) // 2
-    crop = (slice(row, row + size), slice(col, col + size))
-    return before[(slice(None), *crop)], after[(slice(None), *crop)], mask[crop]
-
-
-def _pad(
-    before: np.ndarray, after: np.ndarray, mask: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pad_h, pad_w = max(size - mask.shape[0], 0), max(size - mask.shape[1], 0)
-    if not (pad_h or pad_w):
-        return before, after, mask
-    image_pad = ((0, 0), (0, pad_h), (0, pad_w))
-    return (
-        np.pad(before, image_pad),
-        np.pad(after, image_pad),
-        np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=IGNORE),
-    )
 
 
 def prepare_data(

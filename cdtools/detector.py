@@ -15,21 +15,28 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from cdtools.checkpoint import SafetensorsCheckpoint
 from cdtools.data import ChangeDataLoaders
 from cdtools.errors import (
     CdtoolsError,
     CdtoolsWarning,
     GridError,
-    LabelError,
     OutputExistsError,
     ParameterError,
 )
 from cdtools.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
-from cdtools.metrics import SCORES, ChangeScore, confusion, scores
+from cdtools.metrics import (
+    SCORES,
+    ChangeScore,
+    best_f1_threshold,
+    confusion,
+    probability_histogram,
+    scores,
+)
 from cdtools.models import ARCHITECTURES
 from cdtools.models.backbone import Pretrained
 from cdtools.package import ModelSpec, read_package, write_package
-from cdtools.raster import PathLike, RasterInfo, check_same_grid, read_image, write_geotiff
+from cdtools.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
 from cdtools.tiling import predict_tiled
 
 with warnings.catch_warnings():
@@ -40,7 +47,7 @@ with warnings.catch_warnings():
     import fastai.callback.fp16
     import fastai.callback.progress
     import fastai.callback.schedule  # noqa: F401
-    from fastai.callback.tracker import EarlyStoppingCallback, TrackerCallback
+    from fastai.callback.tracker import EarlyStoppingCallback
     from fastai.learner import Learner
 
 log = logging.getLogger(__name__)
@@ -183,7 +190,7 @@ class ChangeDetector:
             callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=patience))
         if checkpoint:
             callbacks.append(SafetensorsCheckpoint(monitor=monitor))
-        self._check_labels()
+        self.data.train_ds.check_labels()
         if mixed_precision and not torch.cuda.is_available():
             warnings.warn(
                 "mixed_precision needs a GPU; training in fp32.", CdtoolsWarning, stacklevel=2
@@ -201,25 +208,6 @@ class ChangeDetector:
             if mixed_precision:
                 learn.to_fp32()
         self.spec.training.update(self._training_summary(epochs, lr))
-
-    def _check_labels(self) -> None:
-        """Refuse to train on chips with no labelled pixel, or (checked in full) no change."""
-        train = self.data.train_ds
-        labelled, change, checked = train.label_counts()
-        if labelled == 0:
-            raise LabelError(
-                f"the {checked} training chips checked have no labelled pixels (all 255 = "
-                "ignore); export chips with change labels before training."
-            )
-        if change == 0:
-            message = (
-                f"the training chips hold no change ({checked} of {len(train)} checked); a "
-                "change detector cannot learn from that. Export chips whose labels include "
-                "change (min_change_fraction > 0 keeps chips with change)."
-            )
-            if checked == len(train):
-                raise LabelError(message)
-            warnings.warn(message, CdtoolsWarning, stacklevel=3)
 
     def freeze(self) -> None:
         """Train only the layers after the backbone."""
@@ -268,30 +256,22 @@ class ChangeDetector:
         """The threshold that maximises validation F1 of change; the detector keeps it."""
         counts = np.zeros((2, bins), dtype=np.int64)
         for _, _, mask, prob in self._validation():
-            valid = mask != 255
-            index = (prob[valid].clamp(0, 1 - 1e-7) * bins).long().cpu().numpy()
-            truth = (mask[valid] == 1).cpu().numpy()
-            np.add.at(counts, (truth.astype(int), index), 1)
-        above = counts[:, ::-1].cumsum(axis=1)[:, ::-1]  # pixels with prob >= each bin edge
-        tp, fp = above[1], above[0]
-        fn = counts[1].sum() - tp
-        f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
-        best = int(np.argmax(f1))
-        self.spec.threshold = round(best / bins, 4)
+            counts += probability_histogram(prob, mask, bins=bins)
+        self.spec.threshold = best_f1_threshold(counts)
         return self.spec.threshold
 
     def show_results(self, rows: int = 4) -> Any:
         """before | after | truth | prediction of validation chips (FP and FN in own colours)."""
-        from cdtools.plots import show_results
+        from cdtools.plots import show_pairs
 
         before, after, mask, prob = next(iter(self._validation()))
         rows = min(rows, len(mask))
         stats = self.spec.stats
-        return show_results(
+        return show_pairs(
             [stats.denormalise(t.cpu().numpy()) for t in before[:rows]],
             [stats.denormalise(t.cpu().numpy()) for t in after[:rows]],
             [m.cpu().numpy() for m in mask[:rows]],
-            [p.cpu().numpy() for p in prob[:rows]],
+            probs=[p.cpu().numpy() for p in prob[:rows]],
             threshold=self.threshold,
         )
 
@@ -387,7 +367,7 @@ class ChangeDetector:
             from cdtools.plots import display, show_prediction
 
             display(show_prediction(before, after, prob, threshold=threshold))
-        return _as_dataarray(prob, info)
+        return to_dataarray(prob, info, name="change_probability")
 
     def _model_bands(self, image: np.ndarray) -> np.ndarray:
         if self.spec.bands is not None and image.shape[0] > max(self.spec.bands):
@@ -407,61 +387,7 @@ class ChangeDetector:
             return self.probability(self.model(pair))[:, 0].float().cpu().numpy()
 
 
-class SafetensorsCheckpoint(TrackerCallback):
-    """Keep the best epoch by ``monitor`` in models/checkpoint.safetensors; reload it at the end."""
-
-    order = TrackerCallback.order + 1
-
-    def before_fit(self) -> None:
-        super().before_fit()
-        self.file = Path(self.learn.path) / self.learn.model_dir / "checkpoint.safetensors"
-        self.saved = False
-
-    def after_epoch(self) -> None:
-        super().after_epoch()
-        if self.new_best:
-            from safetensors.torch import save_file
-
-            from cdtools.raster import atomic_path
-
-            state = {
-                k: v.detach().cpu().contiguous() for k, v in self.learn.model.state_dict().items()
-            }
-            with atomic_path(self.file) as tmp:
-                save_file(state, str(tmp))
-            self.saved = True
-
-    def after_fit(self) -> None:
-        if self.saved:
-            from safetensors.torch import load_file
-
-            self.learn.model.load_state_dict(load_file(self.file))
-            log.info("returned to the best epoch by %s (%.4f)", self.monitor, self.best)
-
-
 def _split_encoder(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
     encoder = model.encoder_parameters()
     ids = {id(p) for p in encoder}
     return [encoder, [p for p in model.parameters() if id(p) not in ids]]
-
-
-def _as_dataarray(prob: np.ndarray, info: RasterInfo | None) -> Any:
-    """Probability ``(h, w)`` as an xarray.DataArray with the image's CRS and transform."""
-    import rioxarray  # noqa: F401 (registers the .rio accessor)
-    import xarray as xr
-
-    height, width = prob.shape
-    transform = info.transform if info is not None else None
-    if transform is None:
-        coords = {"y": np.arange(height) + 0.5, "x": np.arange(width) + 0.5}
-    else:
-        coords = {
-            "y": transform.f + transform.e * (np.arange(height) + 0.5),
-            "x": transform.c + transform.a * (np.arange(width) + 0.5),
-        }
-    da = xr.DataArray(
-        prob.astype(np.float32), dims=("y", "x"), coords=coords, name="change_probability"
-    )
-    if info is not None and info.crs is not None:
-        da = da.rio.write_crs(info.crs).rio.write_transform(transform)
-    return da

@@ -53,6 +53,26 @@ def scores(matrix: torch.Tensor | np.ndarray) -> dict[str, dict[str, float]]:
     return out
 
 
+def probability_histogram(prob: torch.Tensor, target: torch.Tensor, *, bins: int) -> np.ndarray:
+    """``(2, bins)`` counts of labelled pixels by probability bin: row 0 no change, row 1 change."""
+    valid = target != IGNORE
+    index = (prob.reshape(target.shape)[valid].clamp(0, 1 - 1e-7) * bins).long().cpu().numpy()
+    truth = (target[valid] == 1).long().cpu().numpy()
+    counts = np.zeros((2, bins), dtype=np.int64)
+    np.add.at(counts, (truth, index), 1)
+    return counts
+
+
+def best_f1_threshold(counts: np.ndarray) -> float:
+    """The bin edge whose threshold gives the best change F1, from :func:`probability_histogram`."""
+    bins = counts.shape[1]
+    above = counts[:, ::-1].cumsum(axis=1)[:, ::-1]  # pixels with prob >= each bin's lower edge
+    tp, fp = above[1], above[0]
+    fn = counts[1].sum() - tp
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    return round(int(np.argmax(f1)) / bins, 4)
+
+
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b > 0 else 0.0
 

@@ -50,36 +50,60 @@ def mask_overlay(mask: np.ndarray) -> np.ndarray:
     return layer
 
 
+def pair_rgb(
+    before: np.ndarray, after: np.ndarray, rgb: Sequence[int] = (0, 1, 2)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both dates as displayable RGB, stretched with the same limits (see stretch_limits)."""
+    picked = [b if b < before.shape[0] else 0 for b in rgb]
+    limits = stretch_limits([before[picked], after[picked]])
+    return to_rgb(before, rgb=rgb, limits=limits), to_rgb(after, rgb=rgb, limits=limits)
+
+
 def show_pairs(
     befores: Sequence[np.ndarray],
     afters: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
     *,
+    probs: Sequence[np.ndarray] | None = None,
+    threshold: float = 0.5,
     rgb: Sequence[int] = (0, 1, 2),
     size: float = 3.0,
 ) -> Any:
-    """A figure with a row per chip: before | after | after with the mask overlaid.
+    """A row per chip: before | after | change mask, and with ``probs`` a fourth column,
+    the prediction (change found red, false alarms yellow, change missed cyan).
 
     Example:
         >>> fig = show_pairs([before], [after], [mask])  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    rows = len(masks)
-    fig, axes = plt.subplots(rows, 3, figsize=(3 * size, rows * size), squeeze=False)
+    rows, columns = len(masks), 3 if probs is None else 4
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(columns * size, rows * size + 0.4), squeeze=False
+    )
     for r, (before, after, mask) in enumerate(zip(befores, afters, masks, strict=True)):
-        picked = [rgb_ if rgb_ < before.shape[0] else 0 for rgb_ in rgb]
-        limits = stretch_limits([before[picked], after[picked]])
-        after_rgb = to_rgb(after, rgb=rgb, limits=limits)
-        axes[r, 0].imshow(to_rgb(before, rgb=rgb, limits=limits))
-        axes[r, 1].imshow(after_rgb)
-        axes[r, 2].imshow(after_rgb)
+        before_rgb, after_rgb = pair_rgb(before, after, rgb)
+        axes[r, 0].imshow(before_rgb)
+        for ax in axes[r, 1:]:
+            ax.imshow(after_rgb)
         axes[r, 2].imshow(mask_overlay(mask))
-    for ax, title in zip(axes[0], ("before", "after", "change mask"), strict=True):
+        if probs is not None:
+            axes[r, 3].imshow(outcome_overlay(mask, probs[r], threshold))
+    titles = (
+        ("before", "after", "change mask")
+        if probs is None
+        else ("before", "after", "truth", "prediction")
+    )
+    for ax, title in zip(axes[0], titles, strict=True):
         ax.set_title(title)
     for ax in axes.flat:
         ax.set_axis_off()
-    fig.tight_layout()
+    if probs is not None:
+        legend = [(TP_RGBA, "found"), (FP_RGBA, "false alarm"), (FN_RGBA, "missed")]
+        handles = [Patch(color=colour, label=name) for colour, name in legend]
+        fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 if probs is not None else 0, 1, 1))
     plt.close(fig)
     return fig
 
@@ -106,10 +130,8 @@ def show_scene(
     extent = (bounds.left, bounds.right, bounds.bottom, bounds.top)
     frame = _as_frame(polygons, crs)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size), sharex=True, sharey=True)
-    picked = [b if b < images[0].shape[0] else 0 for b in rgb]
-    limits = stretch_limits([i[picked] for i in images])
-    for ax, image, title in zip(axes, images, ("before", "after"), strict=True):
-        ax.imshow(to_rgb(image, rgb=rgb, limits=limits), extent=extent)
+    for ax, image, title in zip(axes, pair_rgb(*images, rgb), ("before", "after"), strict=True):
+        ax.imshow(image, extent=extent)
         if frame is not None:
             frame.boundary.plot(ax=ax, color="yellow", linewidth=0.8)
         ax.set_title(title)
@@ -175,48 +197,6 @@ def outcome_overlay(mask: np.ndarray, prob: np.ndarray, threshold: float) -> np.
     return layer
 
 
-def show_results(
-    befores: Sequence[np.ndarray],
-    afters: Sequence[np.ndarray],
-    masks: Sequence[np.ndarray],
-    probs: Sequence[np.ndarray],
-    *,
-    threshold: float = 0.5,
-    rgb: Sequence[int] = (0, 1, 2),
-    size: float = 2.6,
-) -> Any:
-    """A row per chip: before | after | truth | prediction (TP red, FP yellow, FN cyan)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    rows = len(masks)
-    fig, axes = plt.subplots(rows, 4, figsize=(4 * size, rows * size + 0.4), squeeze=False)
-    for r, (before, after, mask, prob) in enumerate(
-        zip(befores, afters, masks, probs, strict=True)
-    ):
-        picked = [b if b < before.shape[0] else 0 for b in rgb]
-        limits = stretch_limits([before[picked], after[picked]])
-        after_rgb = to_rgb(after, rgb=rgb, limits=limits)
-        axes[r, 0].imshow(to_rgb(before, rgb=rgb, limits=limits))
-        axes[r, 1].imshow(after_rgb)
-        axes[r, 2].imshow(after_rgb)
-        axes[r, 2].imshow(mask_overlay(mask))
-        axes[r, 3].imshow(after_rgb)
-        axes[r, 3].imshow(outcome_overlay(mask, prob, threshold))
-    for ax, title in zip(axes[0], ("before", "after", "truth", "prediction"), strict=True):
-        ax.set_title(title)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    legend = [
-        Patch(color=c, label=n)
-        for c, n in ((TP_RGBA, "found"), (FP_RGBA, "false alarm"), (FN_RGBA, "missed"))
-    ]
-    fig.legend(handles=legend, loc="lower center", ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    plt.close(fig)
-    return fig
-
-
 def show_prediction(
     before: np.ndarray,
     after: np.ndarray,
@@ -229,11 +209,9 @@ def show_prediction(
     """before | after | change probability (outlined where above ``threshold``)."""
     import matplotlib.pyplot as plt
 
-    picked = [b if b < before.shape[0] else 0 for b in rgb]
-    limits = stretch_limits([before[picked], after[picked]])
     fig, axes = plt.subplots(1, 3, figsize=(3 * size, size))
-    axes[0].imshow(to_rgb(before, rgb=rgb, limits=limits))
-    axes[1].imshow(to_rgb(after, rgb=rgb, limits=limits))
+    for ax, image in zip(axes, pair_rgb(before, after, rgb), strict=False):
+        ax.imshow(image)
     shown = axes[2].imshow(prob, cmap="magma", vmin=0, vmax=1)
     axes[2].contour(prob > threshold, levels=[0.5], colors="cyan", linewidths=0.6)
     fig.colorbar(shown, ax=axes[2], fraction=0.046, label="change probability")

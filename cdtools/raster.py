@@ -286,3 +286,24 @@ def read_image(image: PathLike | np.ndarray) -> tuple[np.ndarray, np.ndarray, Ra
     if np.issubdtype(data.dtype, np.floating):
         valid &= np.isfinite(data).all(axis=0)
     return data, valid, info
+
+
+def to_dataarray(array: np.ndarray, info: RasterInfo | None, *, name: str) -> Any:
+    """A ``(h, w)`` array as an xarray.DataArray with pixel-centre coordinates and, when
+    ``info`` has them, the raster's CRS and transform (through rioxarray)."""
+    import rioxarray  # noqa: F401 (registers the .rio accessor)
+    import xarray as xr
+
+    height, width = array.shape
+    transform = info.transform if info is not None else None
+    if transform is None:
+        coords = {"y": np.arange(height) + 0.5, "x": np.arange(width) + 0.5}
+    else:
+        coords = {
+            "y": transform.f + transform.e * (np.arange(height) + 0.5),
+            "x": transform.c + transform.a * (np.arange(width) + 0.5),
+        }
+    da = xr.DataArray(array, dims=("y", "x"), coords=coords, name=name)
+    if info is not None and info.crs is not None:
+        da = da.rio.write_crs(info.crs).rio.write_transform(transform)
+    return da

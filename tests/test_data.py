@@ -8,7 +8,8 @@ import pytest
 import rasterio
 import torch
 
-from cdtools.data import NormStats, augment_pair, prepare_data
+from cdtools.augment import augment_pair
+from cdtools.data import NormStats, prepare_data
 from cdtools.errors import ChipsFolderError, ParameterError
 from cdtools.export import export_training_data
 from tests.conftest import Pair
