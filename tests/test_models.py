@@ -148,3 +148,32 @@ def test_each_architecture_learns_a_few_steps(arch: str) -> None:
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_auto_downloads_served_weights_checks_them_and_loads_them(
+    resnet18_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_manifest import Server
+
+    blob = resnet18_file.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    name = f"resnet18-{digest[:8]}.pth"
+    server = Server({f"/models/{name}": blob})
+    server.thread.start()
+    try:
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(var, raising=False)
+        _resnet18_entry(
+            tmp_path, monkeypatch, name=name, url=server.url(f"/models/{name}"),
+            checksum=f"sha256:{digest}", size=len(blob), sha256_prefix=digest[:8],
+        )  # fmt: skip
+        encoder, source = make_encoder("resnet18", 4, pretrained="auto")
+        assert source == f"imagenet:{name}" and server.hits[f"/models/{name}"] == 1
+        assert (tmp_path / "torch" / "hub" / "checkpoints" / name).is_file()
+        expected = torch.load(resnet18_file, weights_only=True)["layer4.1.conv2.weight"]
+        assert torch.equal(encoder.layer4[1].conv2.weight, expected)
+        make_encoder("resnet18", 3, pretrained=True)  # cached now: no second download
+        assert server.hits[f"/models/{name}"] == 1
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
