@@ -207,7 +207,14 @@ class ChangeDetector:
         finally:
             if mixed_precision:
                 learn.to_fp32()
-        self.spec.training.update(self._training_summary(epochs, lr))
+        data, training = self.data, self.spec.training
+        training.update(
+            sources=[Path(p).name for p in data.sources],
+            train_chips=len(data.train_ds),
+            valid_chips=len(data.valid_ds),
+            last_fit={"epochs": epochs, "lr": lr, "one_cycle": one_cycle},
+            epochs_total=training.get("epochs_total", 0) + epochs,
+        )
 
     def freeze(self) -> None:
         """Train only the layers after the backbone."""
@@ -220,17 +227,6 @@ class ChangeDetector:
     def plot_losses(self) -> Any:
         """Training and validation loss per batch (fastai's recorder plot)."""
         return self._learner().recorder.plot_loss()
-
-    def _training_summary(self, epochs: int, lr: float) -> dict[str, Any]:
-        data = self.data
-        sources = [Path(p).name for p in data.sources]
-        summary = {"sources": sources, "train_chips": len(data.train_ds)}
-        summary |= {"valid_chips": len(data.valid_ds), "epochs": epochs, "lr": lr}
-        return {
-            **self.spec.training,
-            **summary,
-            "epochs_total": self.spec.training.get("epochs_total", 0) + epochs,
-        }
 
     # --------------------------------------------------------------- evaluation
     def _validation(self) -> Any:
