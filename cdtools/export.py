@@ -112,7 +112,7 @@ def export_training_data(
             folder.mkdir()
         writer = _ChipWriter(grid, image_format, levir=layout == "levir")
         index: list[dict[str, Any]] = []
-        counts = {"candidates": len(rows) * len(cols), "skipped_no_data": 0, "skipped_low": 0}
+        counts = {"candidates": len(rows) * len(cols), "skipped_unlabelled": 0, "skipped_low": 0}
         bar = _progress(len(rows) * len(cols), enabled=progress)
         # GDAL releases the GIL while encoding, so chips of one strip are written by threads.
         # GDAL's block cache defaults to 5% of RAM; a few strips' worth is all export needs.
@@ -137,7 +137,7 @@ def export_training_data(
                     chip_label = label[:, col : col + tile_size]
                     labelled = int((chip_label != IGNORE).sum())
                     if labelled == 0:
-                        counts["skipped_no_data"] += 1
+                        counts["skipped_unlabelled"] += 1
                         continue
                     fraction = float((chip_label == CHANGE).sum()) / labelled
                     if fraction < min_change_fraction:

@@ -49,3 +49,39 @@ def test_sztaki_pair_exports_and_loads(tmp_path: Path) -> None:
     FIGURES.mkdir(parents=True, exist_ok=True)
     dls.show_batch(rows=4).savefig(FIGURES / "sztaki_szada1_show_batch.png", dpi=80)
     assert np.isfinite(dls.stats.mean).all()
+
+
+TAIZHOU = REAL_DATA / "landsat_taizhou_nanjing" / "Taizhou"
+
+
+@pytest.mark.skipif(not TAIZHOU.exists(), reason=f"Taizhou not found under {REAL_DATA}")
+def test_six_band_landsat_with_sparse_labels(tmp_path: Path) -> None:
+    import rasterio
+    import torch
+
+    from cdtools.detector import ChangeDetector
+    from cdtools.raster import describe, write_geotiff
+
+    # change.bmp and unchanged.bmp mark the labelled pixels (255); all others are unknown.
+    grid = describe(TAIZHOU / "2000TM")
+    with rasterio.open(TAIZHOU / "change.bmp") as c, rasterio.open(TAIZHOU / "unchanged.bmp") as u:
+        changed, unchanged = c.read(1) == 255, u.read(1) == 255
+    labels = np.full(changed.shape, 255, dtype=np.uint8)
+    labels[unchanged], labels[changed] = 0, 1
+    label_file = tmp_path / "labels.tif"
+    write_geotiff(label_file, labels, transform=grid.transform, crs=grid.crs)
+    chips = export_training_data(
+        TAIZHOU / "2000TM", TAIZHOU / "2003TM", label_file, tmp_path / "chips",
+        tile_size=64, stride=64, progress=False,
+    )  # fmt: skip
+    with rasterio.open(next((chips / "images_before").iterdir())) as src:
+        assert src.count == 6 and src.crs.to_epsg() == 32651 and src.res == (30.0, 30.0)
+    dls = prepare_data(chips, chip_size=64, batch_size=4, val_split_pct=0.2, seed=0)
+    (before, _), _ = dls.one_batch()
+    assert before.shape[1] == 6 and dls.n_bands == 6
+    torch.manual_seed(0)
+    detector = ChangeDetector(dls, pretrained=False)
+    detector.fit(1, 1e-3, checkpoint=False)
+    table = detector.precision_recall_score()
+    labelled = sum(int((m != 255).sum()) for _, m in dls.valid_ds)
+    assert 0 < table.loc["support"].sum() == labelled < len(dls.valid_ds) * 64 * 64
