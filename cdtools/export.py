@@ -64,6 +64,7 @@ def export_training_data(
     scene and are padded (image 0, label 255 = ignore) rather than dropped. Labels are 0/1
     with 255 = ignore in the "arcgis" layout and 0/255 in the "levir" layout (as LEVIR-CD
     has them; ignored pixels become 0 there). GeoTIFF chips keep their georeferencing.
+    Chips without a single labelled pixel (all nodata, or outside sparse labels) are skipped.
 
     Args:
         before: raster of the earlier date (GeoTIFF, or PNG/JPEG without georeferencing).
