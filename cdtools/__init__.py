@@ -17,6 +17,7 @@ _EXPORTS = {
     "export_training_data": "cdtools.export",
     "prepare_data": "cdtools.data",
     "fetch": "cdtools.manifest",
+    "load_pair": "cdtools.pair",
     "ChangeDetector": "cdtools.detector",
     "sample_detector": "cdtools.synthetic",
 }

@@ -85,3 +85,19 @@ def test_six_band_landsat_with_sparse_labels(tmp_path: Path) -> None:
     table = detector.precision_recall_score()
     labelled = sum(int((m != 255).sum()) for _, m in dls.valid_ds)
     assert 0 < table.loc["support"].sum() == labelled < len(dls.valid_ds) * 64 * 64
+
+
+JOPLIN = REAL_DATA / "xview2_joplin"
+
+
+@pytest.mark.skipif(not JOPLIN.exists(), reason=f"xview2_joplin not found under {REAL_DATA}")
+def test_joplin_tiles_in_two_crss_are_aligned_on_their_overlap() -> None:
+    from cdtools.pair import load_pair
+
+    pair = load_pair(
+        JOPLIN / "pre", JOPLIN / "post", grid="intersection", chunks={"y": 512, "x": 512}
+    )
+    assert pair.rio.crs.to_epsg() == 26915 and pair.rio.resolution() == (0.6, -0.6)
+    assert pair.shape == (2, 3, 1625, 1992)
+    valid = np.isfinite(pair.isel(band=0).values)
+    assert valid[0].mean() == 1.0 and valid[1].mean() > 0.95  # the post tiles leave small gaps

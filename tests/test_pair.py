@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+from cdtools.errors import GridError
+from cdtools.pair import load_pair
+from cdtools.raster import write_geotiff
+
+UTM = "EPSG:32614"
+ORIGIN = (620000.0, 3350000.0)
+
+
+def scene(path: Path, *, origin=ORIGIN, size=(200, 240), square=(80, 120, 100, 140)) -> Path:
+    """A 1 m UTM scene, dark with a bright square at rows/cols ``square``."""
+    data = np.full((3, *size), 40, dtype=np.uint8)
+    r0, r1, c0, c1 = square
+    data[:, r0:r1, c0:c1] = 220
+    return write_geotiff(path, data, transform=from_origin(*origin, 1.0, 1.0), crs=UTM)
+
+
+def to_lonlat(src_path: Path, dst_path: Path) -> Path:
+    """The same scene reprojected to EPSG:4326, as a post-event tile might come."""
+    with rasterio.open(src_path) as src:
+        transform, width, height = calculate_default_transform(
+            src.crs, "EPSG:4326", src.width, src.height, *src.bounds
+        )
+        out = np.zeros((src.count, height, width), dtype=np.uint8)
+        reproject(
+            src.read(),
+            out,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            dst_transform=transform,
+            dst_crs="EPSG:4326",
+            resampling=Resampling.nearest,
+        )
+    return write_geotiff(dst_path, out, transform=transform, crs="EPSG:4326", nodata=0)
+
+
+def square_centre(image: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.nonzero(np.nan_to_num(image) > 130)
+    return rows.mean(), cols.mean()
+
+
+def test_dates_in_two_crss_land_on_the_same_map_coordinates(tmp_path: Path) -> None:
+    before = scene(tmp_path / "before.tif")
+    after = to_lonlat(before, tmp_path / "after_4326.tif")
+    pair = load_pair(before, after, grid="before", chunks={"y": 64, "x": 64})
+    assert pair.dims == ("time", "band", "y", "x") and pair.shape == (2, 3, 200, 240)
+    assert pair.rio.crs.to_epsg() == 32614 and pair.rio.transform() == from_origin(*ORIGIN, 1, 1)
+    assert pair.chunks is not None  # lazy
+    values = pair.values
+    (rb, cb), (ra, ca) = square_centre(values[0, 0]), square_centre(values[1, 0])
+    assert (rb, cb) == (99.5, 119.5)
+    assert abs(ra - rb) < 1.0 and abs(ca - cb) < 1.0
+
+
+def test_tiles_of_a_date_are_mosaicked(tmp_path: Path) -> None:
+    whole = scene(tmp_path / "whole.tif")
+    with rasterio.open(whole) as src:
+        data, transform = src.read(), src.transform
+    tiles = tmp_path / "tiles"
+    write_geotiff(tiles / "left.tif", data[:, :, :130], transform=transform, crs=UTM)
+    write_geotiff(
+        tiles / "right.tif",
+        data[:, :, 130:],
+        transform=transform * rasterio.Affine.translation(130, 0),
+        crs=UTM,
+    )
+    pair = load_pair(tiles, whole, grid="union")
+    assert pair.shape == (2, 3, 200, 240)
+    np.testing.assert_array_equal(pair.values[0], pair.values[1])
+
+
+def test_intersection_and_nodata(tmp_path: Path) -> None:
+    before = scene(tmp_path / "before.tif")
+    after = scene(tmp_path / "after.tif", origin=(ORIGIN[0] + 100, ORIGIN[1] - 50))
+    pair = load_pair(before, after)  # intersection
+    assert pair.shape == (2, 3, 150, 140)
+    assert pair.rio.transform() == from_origin(ORIGIN[0] + 100, ORIGIN[1] - 50, 1, 1)
+    union = load_pair(before, after, grid="union", bands=[0])
+    assert union.shape == (2, 1, 250, 340)
+    assert np.isnan(union.values[0, 0, -1, -1]) and np.isnan(union.values[1, 0, 0, 0])
+
+
+def test_dates_that_do_not_overlap_say_where_they_are(tmp_path: Path) -> None:
+    before = scene(tmp_path / "before.tif")
+    far = scene(tmp_path / "far.tif", origin=(ORIGIN[0] + 5000, ORIGIN[1]))
+    with pytest.raises(
+        GridError,
+        match=r"do not overlap: in EPSG:32614 the before footprint is "
+        r"\(620000\.0, 3349800\.0, 620240\.0, 3350000\.0\)",
+    ):
+        load_pair(before, far)
