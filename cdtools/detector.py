@@ -35,7 +35,7 @@ from cdtools.metrics import (
 )
 from cdtools.models import ARCHITECTURES
 from cdtools.models.backbone import Pretrained
-from cdtools.package import ModelSpec, read_package, write_package
+from cdtools.package import ModelSpec, PackageError, read_package, write_package
 from cdtools.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
 from cdtools.tiling import predict_tiled
 
@@ -290,10 +290,18 @@ class ChangeDetector:
     def from_model(cls, path: PathLike, data: ChangeDataLoaders | None = None) -> ChangeDetector:
         """Rebuild a detector from a package (folder, .zip or model.json), without training data."""
         spec, state = read_package(path)
+        if spec.arch not in ARCHITECTURES:
+            raise PackageError(
+                f"{path} holds a {spec.arch!r} model; this cdtools knows {sorted(ARCHITECTURES)}."
+            )
         model = ARCHITECTURES[spec.arch](
             spec.in_channels, backbone=spec.backbone, pretrained=False, **spec.arch_kwargs
         )
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            summary = str(err).splitlines()[0]
+            raise PackageError(f"{path}'s weights do not fit its model.json ({summary}).") from None
         model.eval()
         detector = cls.__new__(cls)
         detector._setup(spec, model, data, None)

@@ -261,6 +261,12 @@ def test_broken_and_future_packages_are_refused(
     (folder / "model.json").write_text(json.dumps({**spec, "format_version": 99}))
     with pytest.raises(PackageError, match="newer than this cdtools reads"):
         ChangeDetector.from_model(folder)
+    (folder / "model.json").write_text(json.dumps({**spec, "arch": "unet3000"}))
+    with pytest.raises(PackageError, match="holds a 'unet3000' model"):
+        ChangeDetector.from_model(folder)
+    (folder / "model.json").write_text(json.dumps({**spec, "in_channels": 4}))
+    with pytest.raises(PackageError, match="weights do not fit"):
+        ChangeDetector.from_model(folder)
     (folder / "model.json").unlink()
     with pytest.raises(PackageError, match=r"needs model\.json and model\.safetensors"):
         ChangeDetector.from_model(folder)
