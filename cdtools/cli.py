@@ -176,6 +176,9 @@ def _demo(args: argparse.Namespace) -> None:
     dls.show_batch(rows=4).savefig(out / "show_batch.png", dpi=110)
     n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
     log.info("3/5 DataLoaders: %d training, %d validation chips", n_train, n_valid)
+    import torch
+
+    torch.manual_seed(args.seed)  # the model's initial weights
     detector = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18", pretrained="auto")
     detector.fit(args.epochs, 3e-3)
     detector.tune_threshold()

@@ -64,6 +64,9 @@ class ChangeDetector:
         loss: a loss module; default BCE + Dice (STANet: batch-balanced contrastive loss).
         **arch_kwargs: options of the architecture (fusion="concat", attention_type="BAM", ...).
 
+    New layers are initialised from torch's global generator: call ``torch.manual_seed``
+    first for the same model on every run.
+
     Example:
         >>> dls = prepare_data("chips")  # doctest: +SKIP
         >>> cd = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18")  # doctest: +SKIP
