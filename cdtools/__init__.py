@@ -18,6 +18,8 @@ _EXPORTS = {
     "prepare_data": "cdtools.data",
     "fetch": "cdtools.manifest",
     "load_pair": "cdtools.pair",
+    "predict_scene": "cdtools.scene",
+    "write_raster": "cdtools.cog",
     "ChangeDetector": "cdtools.detector",
     "sample_detector": "cdtools.synthetic",
 }

@@ -33,7 +33,7 @@ from cdtools.metrics import (
     probability_histogram,
     scores,
 )
-from cdtools.models import ARCHITECTURES
+from cdtools.models import ARCHITECTURES, to_probability
 from cdtools.models.backbone import Pretrained
 from cdtools.package import ModelSpec, PackageError, read_package, write_package
 from cdtools.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
@@ -142,10 +142,7 @@ class ChangeDetector:
 
     def probability(self, output: torch.Tensor) -> torch.Tensor:
         """The model's raw output as change probability in [0, 1]."""
-        if self.model.output == "distance":  # STANet: 0.5 exactly at distance = margin / 2
-            margin = self.model.margin
-            return torch.sigmoid(4.0 * (output - margin / 2) / margin)
-        return torch.sigmoid(output)
+        return to_probability(self.model, output)
 
     # ----------------------------------------------------------------- training
     def _learner(self) -> Learner:

@@ -197,6 +197,8 @@ def _mosaic(
 
 
 def _chunks(chunks: Any) -> Any:
+    if chunks == "auto":  # as a dict: rioxarray turns a bare "auto" into a deprecated tuple
+        return {"band": -1, "y": "auto", "x": "auto"}
     if isinstance(chunks, tuple):
         return dict(zip(("band", "y", "x"), chunks, strict=True))
     return chunks

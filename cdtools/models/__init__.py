@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from cdtools.models.bit import BIT
@@ -21,4 +22,13 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "bit": BIT,
 }
 
-__all__ = ["ARCHITECTURES", "BIT", "STANet", "SiameseUNet"]
+
+def to_probability(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
+    """A model's raw ``(b, 1, h, w)`` output as change probability in [0, 1]."""
+    if model.output == "distance":  # STANet: 0.5 exactly at distance = margin / 2
+        margin = model.margin
+        return torch.sigmoid(4.0 * (output - margin / 2) / margin)
+    return torch.sigmoid(output)
+
+
+__all__ = ["ARCHITECTURES", "BIT", "STANet", "SiameseUNet", "to_probability"]

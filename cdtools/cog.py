@@ -1,0 +1,174 @@
+"""write_raster: stream a (lazy) georeferenced DataArray to a Cloud Optimized GeoTIFF.
+
+Chunks are computed by dask and written window by window into a tiled GeoTIFF
+(rioxarray's writer, under a lock), so the array is never held whole; GDAL's COG driver
+then adds overviews and lays the file out as a COG. Both steps write temporary files
+beside the output, which appears under its name only when everything has succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from cdtools.errors import CdtoolsError, OutputExistsError, ParameterError
+from cdtools.raster import PathLike, atomic_path
+
+log = logging.getLogger(__name__)
+
+BLOCK = 512
+GDAL_CACHE_MB = 256
+
+
+class WorkerDiedError(CdtoolsError):
+    """A dask worker died while computing the output; nothing was written."""
+
+
+def write_raster(
+    da: Any,
+    path: PathLike,
+    *,
+    cog: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+    compress: str = "deflate",
+    overview_resampling: str = "average",
+) -> Path:
+    """Compute ``da`` chunk by chunk and write it to ``path`` as a tiled, compressed GeoTIFF.
+
+    Args:
+        da: a ``(y, x)`` or ``(band, y, x)`` DataArray with rioxarray georeferencing,
+            lazy (dask) or in memory, such as :func:`cdtools.predict_scene`'s result.
+        path: the GeoTIFF to write.
+        cog: lay it out as a Cloud Optimized GeoTIFF with overviews (default), or write
+            a plain tiled GeoTIFF.
+        overwrite: replace an existing file (only once the new one is complete).
+        progress: show a progress bar while chunks are computed.
+        compress: GDAL compression ("deflate", "lzw", "zstd", ...).
+        overview_resampling: how COG overviews are made ("average", "nearest", ...).
+
+    Returns:
+        The path written. Runs on dask's threaded scheduler, or on the active
+        ``dask.distributed`` Client, whose workers must see ``path``'s folder.
+
+    Example:
+        >>> write_raster(predict_scene(detector, pair), "change.tif")  # doctest: +SKIP
+        PosixPath('change.tif')
+    """
+    import rasterio
+    import rasterio.shutil
+
+    path = Path(path)
+    if path.is_dir():
+        raise ParameterError(f"{path} is a folder; give the GeoTIFF's file name.")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    if not {"y", "x"} <= set(da.dims):
+        raise ParameterError(f"write_raster needs y and x dimensions, got {da.dims}.")
+    with atomic_path(path) as tmp:
+        stream = tmp.with_name(tmp.name + ".stream.tif") if cog else tmp
+        try:
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+                _stream(da, stream, compress, progress)
+                if cog:
+                    rasterio.shutil.copy(
+                        stream, tmp, driver="COG", compress=compress.upper(),
+                        blocksize=BLOCK, overview_resampling=overview_resampling.upper(),
+                        bigtiff="IF_SAFER",
+                    )  # fmt: skip
+        finally:
+            if cog:
+                stream.unlink(missing_ok=True)
+    log.info("wrote %s", path)
+    return path
+
+
+def _stream(da: Any, path: Path, compress: str, progress: bool) -> None:
+    """Write every chunk of ``da`` into a tiled GeoTIFF at ``path``."""
+    client = _client()
+    lock: Any = threading.Lock()
+    if client is not None:
+        from distributed import Lock
+
+        lock = Lock(f"cdtools-write-{path.name}", client=client)
+    description = da.attrs.get("long_name")
+    delayed = da.rio.to_raster(
+        path, driver="GTiff", tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
+        compress=compress, lock=lock, compute=False, windowed=True,
+    )  # fmt: skip
+    if delayed is not None:
+        _compute(delayed, client, progress)
+    if description:
+        import rasterio
+
+        with rasterio.open(path, "r+") as dst:
+            dst.set_band_description(1, str(description))
+
+
+def _client() -> Any:
+    try:
+        from distributed import get_client
+    except ImportError:
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None
+
+
+def _compute(delayed: Any, client: Any, progress: bool) -> None:
+    if client is None:
+        with _TaskProgress(enabled=progress):
+            delayed.compute()
+        return
+    from distributed import KilledWorker
+    from distributed import progress as show_progress
+
+    future = client.compute(delayed)
+    try:
+        if progress:
+            show_progress(future)
+        future.result()
+    except KilledWorker as err:
+        raise WorkerDiedError(
+            f"a dask worker died while computing {err.task!r} and dask's retries ran out "
+            "(the worker logs say why; a memory limit is the usual cause). No output was "
+            "written; give the workers more memory or use smaller chunks, then run again."
+        ) from None
+    finally:
+        future.release()
+
+
+class _TaskProgress:
+    """A tqdm bar over the tasks of a computation on dask's local schedulers."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.callback: Any = None
+
+    def __enter__(self) -> _TaskProgress:
+        if not self.enabled:
+            return self
+        from dask.callbacks import Callback
+        from tqdm.auto import tqdm
+
+        def start_state(dsk: Any, state: Any) -> None:
+            total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+            self.bar = tqdm(total=total, desc="chunks", unit="task", leave=False)
+
+        def posttask(*_: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(1)
+
+        self.callback = Callback(start_state=start_state, posttask=posttask)
+        self.callback.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.callback is not None:
+            self.callback.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.close()

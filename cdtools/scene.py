@@ -1,0 +1,368 @@
+"""predict_scene: the change map of a whole scene, lazily, chunk by chunk with dask.
+
+How chunks are stitched (written by hand: no library does this job). The scene has one
+global grid of overlapping tiles, the same grid :func:`cdtools.tiling.predict_tiled`
+uses on an image in memory. Each tile belongs to the chunk it starts in. A chunk reads
+its own pixels plus one tile's width below and to the right (a dask overlap with an
+asymmetric halo), predicts the tiles it owns in batches, and returns their weighted sum
+and weights, which spill up to one tile into the next chunks. Each output chunk then
+adds the spill of its upper and left neighbours (overlap-add). So every tile is
+predicted exactly once, and the result is the whole-scene blend whatever the chunking:
+chunk borders leave no trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from cdtools.errors import GridError, ParameterError
+from cdtools.package import ModelSpec, read_package
+from cdtools.tiling import blend_window, check_tiling, tile_starts
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+#: uint8 value for pixels where either date has no data; probability p is stored as
+#: min(round(255 p), 254), so p = value / 255 within 1/255.
+NODATA = 255
+DEFAULT_CHUNK = 1024
+FULLY_CONVOLUTIONAL = {"siamese_unet"}  # take tiles larger than their chips unchanged
+
+# Per process: models built so far (a worker loads each model once) and one lock so that
+# a single forward pass at a time uses all cores while other threads read and warp.
+_MODELS: dict[tuple[str, str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+_FORWARD_LOCK = threading.Lock()
+LOADS: Counter[str] = Counter()
+
+
+@dataclass(frozen=True)
+class SceneModel:
+    """A model package in memory (model.json and safetensors bytes) that dask can ship.
+
+    Workers receive it once and build the torch model once per process (see :meth:`module`).
+    """
+
+    spec_json: dict[str, Any]
+    weights: bytes
+    token: str
+
+    @classmethod
+    def of(cls, model: Any) -> SceneModel:
+        """From a :class:`~cdtools.ChangeDetector`, a package path, or a SceneModel."""
+        if isinstance(model, SceneModel):
+            return model
+        from safetensors.torch import save
+
+        if isinstance(model, str | Path):
+            spec, state = read_package(model)
+        elif hasattr(model, "spec") and hasattr(model, "model"):
+            spec, state = model.spec, model.model.state_dict()
+        else:
+            raise ParameterError(
+                "model must be a ChangeDetector or a model package path, "
+                f"not {type(model).__name__}."
+            )
+        weights = save({k: v.detach().cpu().contiguous() for k, v in state.items()})
+        return cls(spec.to_json(), weights, hashlib.sha256(weights).hexdigest()[:16])
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec.from_json(self.spec_json)
+
+    def module(self, device: str | None, precision: Precision) -> tuple[Any, str, str]:
+        """(torch model, device, precision) built once per process and reused."""
+        import torch
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        precision = _resolve_precision(precision, device)
+        key = (self.token, device, precision)
+        with _MODELS_LOCK:
+            if key not in _MODELS:
+                _MODELS[key] = self._build(device)
+                LOADS[self.token] += 1
+        return _MODELS[key], device, precision
+
+    def _build(self, device: str) -> Any:
+        import torch
+        from safetensors.torch import load
+
+        from cdtools.models import ARCHITECTURES
+
+        spec = self.spec
+        model = ARCHITECTURES[spec.arch](
+            spec.in_channels, backbone=spec.backbone, pretrained=False, **spec.arch_kwargs
+        )
+        model.load_state_dict(load(self.weights))
+        return model.eval().to(device).to(memory_format=torch.channels_last)
+
+
+def _resolve_precision(precision: Precision, device: str) -> str:
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ParameterError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}.")
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        return "fp16"
+    import torch
+
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def predict_scene(
+    model: Any,
+    pair: Any,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    precision: Precision = "auto",
+    chunk: int | None = None,
+) -> Any:
+    """Lazy change probability of a whole aligned pair, on the pair's grid.
+
+    Args:
+        model: a :class:`~cdtools.ChangeDetector` or the path of a model package.
+        pair: a ``(time, band, y, x)`` DataArray from :func:`cdtools.load_pair`.
+        tile: tile size in pixels, a multiple of 32 (default: 512 for a fully
+            convolutional model, its chip size otherwise; smaller when the scene is).
+        overlap: pixels shared by neighbouring tiles (default ``max(chip/4, tile/8)``).
+        batch_size: tiles per forward pass (default 8 on CPU, 32 on GPU).
+        device: "cpu", "cuda", ... (default: each worker's GPU when it has one).
+        precision: "fp32", "bf16" or "fp16"; "auto" is fp16 on GPUs, bf16 on CPUs that
+            support it, fp32 otherwise.
+        chunk: dask chunk size in pixels (default 1024; at least the tile size).
+
+    Returns:
+        A lazy uint8 ``(y, x)`` DataArray: ``min(round(255 p), 254)`` for probability p,
+        255 (its ``rio.nodata``) where either date has no data; compute it, or stream it
+        to disk with :func:`cdtools.write_raster`. Runs on dask's threaded scheduler, or
+        on a ``dask.distributed`` cluster when a Client is active.
+
+    Example:
+        >>> pair = load_pair("before.tif", "after.tif")  # doctest: +SKIP
+        >>> change = predict_scene(detector, pair)  # doctest: +SKIP
+        >>> write_raster(change, "change.tif")  # doctest: +SKIP
+    """
+    import dask
+    import dask.array as da
+
+    handle = SceneModel.of(model)
+    spec = handle.spec
+    pair = _model_bands(pair, spec)
+    height, width = pair.sizes["y"], pair.sizes["x"]
+    tile, overlap = _tiling(spec, height, width, tile, overlap)
+    chunk = chunk or max(DEFAULT_CHUNK, tile)
+    if chunk < tile:
+        raise ParameterError(f"chunk ({chunk}) must be at least the tile size ({tile}).")
+    rows, cols = _chunks(height, chunk, tile), _chunks(width, chunk, tile)
+    data = pair.data if isinstance(pair.data, da.Array) else da.asarray(pair.data)
+    data = data.astype(np.float32).rechunk((2, data.shape[1], rows, cols))
+    halo = da.overlap.overlap(data, depth={0: 0, 1: 0, 2: (0, tile), 3: (0, tile)}, boundary="none")
+    options = {
+        "tile": tile,
+        "overlap": overlap,
+        "batch_size": batch_size,
+        "device": device,
+        "precision": precision,
+    }
+    sums = da.map_blocks(
+        _owned_tiles,
+        halo,
+        dask.delayed(handle, pure=True),
+        starts=(tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)),
+        origins=(_origins(rows), _origins(cols)),
+        size=(height, width),
+        options=options,
+        drop_axis=0,
+        chunks=((3,), halo.chunks[2], halo.chunks[3]),
+        dtype=np.float32,
+        name="cdtools-predict-tiles",
+    )
+    spill = da.overlap.overlap(sums, depth={0: 0, 1: (tile, 0), 2: (tile, 0)}, boundary="none")
+    change = da.map_blocks(
+        _add_spill,
+        spill,
+        cores=(rows, cols),
+        tile=tile,
+        drop_axis=0,
+        chunks=(rows, cols),
+        dtype=np.uint8,
+        name="cdtools-blend",
+    )
+    return _as_dataarray(change, pair, spec, tile, overlap)
+
+
+def _model_bands(pair: Any, spec: ModelSpec) -> Any:
+    if tuple(pair.dims) != ("time", "band", "y", "x") or pair.sizes["time"] != 2:
+        raise ParameterError(
+            f"pair must be a (time=2, band, y, x) DataArray from load_pair, got dims "
+            f"{dict(pair.sizes)}."
+        )
+    bands = pair.sizes["band"]
+    if bands != spec.in_channels and spec.bands is not None and max(spec.bands) < bands:
+        pair = pair.isel(band=list(spec.bands))
+    if pair.sizes["band"] != spec.in_channels:
+        raise GridError(
+            f"the pair has {bands} bands but the model takes {spec.in_channels}; load the "
+            f"pair with the model's bands (load_pair(..., bands=[...]))."
+        )
+    return pair
+
+
+def _tiling(
+    spec: ModelSpec, height: int, width: int, tile: int | None, overlap: int | None
+) -> tuple[int, int]:
+    fits = min(height, width) // 32 * 32
+    if tile is None:
+        tile = min(512 if spec.arch in FULLY_CONVOLUTIONAL else spec.chip_size, fits)
+    if tile % 32:
+        raise ParameterError(f"tile must be a multiple of 32, got {tile}.")
+    if tile > min(height, width) or tile < 32:
+        raise GridError(
+            f"the pair's common area is {height} x {width} pixels, too small for one "
+            f"{max(tile, 32)}-pixel tile; check that the dates overlap enough, use "
+            "grid='union', or pass a smaller tile (a multiple of 32)."
+        )
+    if overlap is None:
+        overlap = min(max(spec.chip_size // 4, tile // 8), tile // 2)
+    check_tiling(tile, overlap)
+    return tile, overlap
+
+
+def _chunks(length: int, chunk: int, tile: int) -> tuple[int, ...]:
+    """Chunk sizes along one axis; a last chunk shorter than a tile joins its neighbour."""
+    sizes = [chunk] * (length // chunk)
+    rest = length - sum(sizes)
+    if rest and (rest >= tile or not sizes):
+        sizes.append(rest)
+    elif rest:
+        sizes[-1] += rest
+    return tuple(sizes)
+
+
+def _origins(sizes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.cumsum((0, *sizes[:-1])))
+
+
+def _owned_tiles(
+    block: np.ndarray,
+    handle: SceneModel,
+    *,
+    starts: tuple[list[int], list[int]],
+    origins: tuple[tuple[int, ...], tuple[int, ...]],
+    size: tuple[int, int],
+    options: dict[str, Any],
+    block_info: dict[Any, Any] | None = None,
+) -> np.ndarray:
+    """Weighted sum, weights and validity of the tiles that start in this chunk."""
+    i, j = block_info[0]["chunk-location"][2:]  # type: ignore[index]
+    y0, x0 = origins[0][i], origins[1][j]
+    ends = (
+        origins[0][i + 1] if i + 1 < len(origins[0]) else size[0],
+        origins[1][j + 1] if j + 1 < len(origins[1]) else size[1],
+    )
+    tile, overlap = options["tile"], options["overlap"]
+    own = [
+        (r - y0, c - x0)
+        for r in starts[0]
+        if y0 <= r < ends[0]
+        for c in starts[1]
+        if x0 <= c < ends[1]
+    ]
+    valid = np.isfinite(block).all(axis=(0, 1))
+    out = np.zeros((3, *block.shape[2:]), dtype=np.float32)
+    out[2] = valid
+    if not own:
+        return out
+    spec = handle.spec
+    before, after = (np.where(valid, spec.stats.normalise(date), 0.0) for date in block)
+    before, after = before.astype(np.float32), after.astype(np.float32)
+    windows: dict[tuple[bool, ...], np.ndarray] = {}
+    step = options["batch_size"] or 8
+    for k in range(0, len(own), step):
+        batch = own[k : k + step]
+        crops = [(slice(None), slice(r, r + tile), slice(c, c + tile)) for r, c in batch]
+        probs = _forward(
+            handle,
+            np.stack([before[s] for s in crops]),
+            np.stack([after[s] for s in crops]),
+            options,
+        )
+        for (r, c), prob in zip(batch, probs, strict=True):
+            gr, gc = r + y0, c + x0
+            inner = (gr > 0, gr + tile < size[0], gc > 0, gc + tile < size[1])
+            if inner not in windows:
+                windows[inner] = blend_window(tile, overlap, inner=inner)
+            out[0, r : r + tile, c : c + tile] += prob * windows[inner]
+            out[1, r : r + tile, c : c + tile] += windows[inner]
+    return out
+
+
+def _forward(
+    handle: SceneModel, before: np.ndarray, after: np.ndarray, options: dict[str, Any]
+) -> np.ndarray:
+    import torch
+
+    from cdtools.models import to_probability
+
+    model, device, precision = handle.module(options["device"], options["precision"])
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    with _FORWARD_LOCK, torch.inference_mode():
+        with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
+            pair = tuple(
+                torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+                for x in (before, after)
+            )
+            raw = model(pair)
+        return to_probability(model, raw.float())[:, 0].cpu().numpy()
+
+
+def _add_spill(
+    block: np.ndarray,
+    *,
+    cores: tuple[tuple[int, ...], tuple[int, ...]],
+    tile: int,
+    block_info: dict[Any, Any] | None = None,
+) -> np.ndarray:
+    """One output chunk: its own sums plus what its upper and left neighbours spilled."""
+    i, j = block_info[0]["chunk-location"][1:]  # type: ignore[index]
+    top, left = (tile if i else 0), (tile if j else 0)
+    height, width = cores[0][i], cores[1][j]
+    total = block[:2, top : top + height, left : left + width].copy()
+    total[:, :top] += block[:2, :top, left : left + width]
+    total[:, :, :left] += block[:2, top : top + height, :left]
+    total[:, :top, :left] += block[:2, :top, :left]
+    valid = block[2, top : top + height, left : left + width] > 0
+    prob = total[0] / np.maximum(total[1], 1e-12)
+    coded = np.minimum(np.round(prob * 255), NODATA - 1).astype(np.uint8)
+    return np.where(valid, coded, np.uint8(NODATA))
+
+
+def _as_dataarray(change: Any, pair: Any, spec: ModelSpec, tile: int, overlap: int) -> Any:
+    import xarray as xr
+
+    result = xr.DataArray(
+        change,
+        dims=("y", "x"),
+        coords={"y": pair.coords["y"], "x": pair.coords["x"]},
+        name="change_probability",
+        attrs={
+            "long_name": "change probability x 255 (255: no data)",
+            "model": f"{spec.arch} ({spec.backbone})",
+            "tile": tile,
+            "overlap": overlap,
+        },
+    )
+    if pair.rio.crs is not None:
+        result = result.rio.write_crs(pair.rio.crs)
+    return result.rio.write_transform(pair.rio.transform()).rio.write_nodata(NODATA)
