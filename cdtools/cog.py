@@ -59,6 +59,7 @@ def write_raster(
     """
     import rasterio
     import rasterio.shutil
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
 
     path = Path(path)
     if path.is_dir():
@@ -92,7 +93,7 @@ def _stream(da: Any, path: Path, compress: str, progress: bool) -> None:
     if client is not None:
         from distributed import Lock
 
-        lock = Lock(f"cdtools-write-{path.name}", client=client)
+        lock = Lock(f"cdtools-write-{path.name}")
     description = da.attrs.get("long_name")
     delayed = da.rio.to_raster(
         path, driver="GTiff", tiled=True, blockxsize=BLOCK, blockysize=BLOCK,

@@ -106,8 +106,6 @@ class SceneModel:
 
 
 def _resolve_precision(precision: Precision, device: str) -> str:
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ParameterError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}.")
     if precision != "auto":
         return precision
     if device.startswith("cuda"):
@@ -156,6 +154,8 @@ def predict_scene(
     import dask
     import dask.array as da
 
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ParameterError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}.")
     handle = SceneModel.of(model)
     spec = handle.spec
     pair = _model_bands(pair, spec)
