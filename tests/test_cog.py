@@ -106,7 +106,7 @@ def test_a_worker_that_dies_fails_the_run_clearly(tmp_path: Path) -> None:
         ) as cluster,
         distributed.Client(cluster),
     ):
-        with pytest.raises(WorkerDiedError, match="worker died .* No output was written"):
+        with pytest.raises(WorkerDiedError, match=r"worker died .* No output was written"):
             write_raster(lazy_raster(fail=die), tmp_path / "out.tif", progress=False)
         assert list(tmp_path.iterdir()) == []
         path = write_raster(lazy_raster(), tmp_path / "out.tif", progress=False)  # recovered
