@@ -14,6 +14,7 @@ chunk borders leave no trace.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import threading
 from collections import Counter
@@ -34,6 +35,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 #: min(round(255 p), 254), so p = value / 255 within 1/255.
 NODATA = 255
 DEFAULT_CHUNK = 1024
+BATCH_PIXELS = {False: 2**19, True: 2**23}  # pixels per forward pass: CPU, GPU
 FULLY_CONVOLUTIONAL = {"siamese_unet"}  # take tiles larger than their chips unchanged
 
 # Per process: models built so far (a worker loads each model once) and one lock so that
@@ -102,7 +104,48 @@ class SceneModel:
             spec.in_channels, backbone=spec.backbone, pretrained=False, **spec.arch_kwargs
         )
         model.load_state_dict(load(self.weights))
-        return model.eval().to(device).to(memory_format=torch.channels_last)
+        model = _fold_batch_norms(model.eval(), spec.in_channels)
+        return model.to(device).to(memory_format=torch.channels_last)
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("cdtools-scene-model", self.token)
+
+
+def _fold_batch_norms(model: Any, in_channels: int) -> Any:
+    """The model with each BatchNorm folded into the convolution before it (inference only).
+
+    A BatchNorm registered right after a Conv2d of matching width is taken to follow it,
+    as in ResNets and smp decoders; the folded model is kept only if it gives the same
+    output on a random pair, so an architecture where that does not hold runs unchanged.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model)
+    for parent in folded.modules():
+        children = list(parent.named_children())
+        for (conv_name, conv), (bn_name, bn) in itertools.pairwise(children):
+            if (
+                isinstance(conv, nn.Conv2d)
+                and isinstance(bn, nn.BatchNorm2d)
+                and bn.num_features == conv.out_channels
+            ):
+                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(parent, bn_name, nn.Identity())
+    probe = torch.Generator().manual_seed(0)
+    pair = tuple(torch.randn(1, in_channels, 64, 64, generator=probe) for _ in range(2))
+    with torch.inference_mode():
+        same = torch.allclose(model(pair), folded(pair), atol=1e-3, rtol=1e-3)
+    return folded if same else model
+
+
+def _on_gpu(device: str | None) -> bool:
+    import torch
+
+    return device.startswith("cuda") if device else torch.cuda.is_available()
 
 
 def _resolve_precision(precision: Precision, device: str) -> str:
@@ -134,7 +177,8 @@ def predict_scene(
         tile: tile size in pixels, a multiple of 32 (default: 512 for a fully
             convolutional model, its chip size otherwise; smaller when the scene is).
         overlap: pixels shared by neighbouring tiles (default ``max(chip/4, tile/8)``).
-        batch_size: tiles per forward pass (default 8 on CPU, 32 on GPU).
+        batch_size: tiles per forward pass (default: 0.5 megapixels on CPU, 8 on GPU,
+            e.g. 2 and 32 tiles of 512).
         device: "cpu", "cuda", ... (default: each worker's GPU when it has one).
         precision: "fp32", "bf16" or "fp16"; "auto" is fp16 on GPUs, bf16 on CPUs that
             support it, fp32 otherwise.
@@ -288,7 +332,7 @@ def _owned_tiles(
     before, after = (np.where(valid, spec.stats.normalise(date), 0.0) for date in block)
     before, after = before.astype(np.float32), after.astype(np.float32)
     windows: dict[tuple[bool, ...], np.ndarray] = {}
-    step = options["batch_size"] or 8
+    step = options["batch_size"] or max(1, BATCH_PIXELS[_on_gpu(options["device"])] // tile**2)
     for k in range(0, len(own), step):
         batch = own[k : k + step]
         crops = [(slice(None), slice(r, r + tile), slice(c, c + tile)) for r, c in batch]
