@@ -1,0 +1,215 @@
+"""Scene inference: predict_scene against the seed workflow's way, side by side.
+
+For each scene size (sample worlds, 3-band uint8 GeoTIFFs) and each method, one fresh
+process goes from the two GeoTIFFs to a change-probability GeoTIFF, and reports its
+wall time (megapixels/s of scene) and peak RSS. The methods, all with the same model
+(the sample detector, siamese U-Net on ResNet-18) and the same 1024-pixel dask chunks:
+
+- ``baseline``: the makepath Austin workflow's way. ``map_blocks`` over chunks of the
+  lazily normalised pair; inside a chunk, 256 x 256 chips one at a time (batch of one),
+  no overlap, fp32; dask's threaded scheduler; written with rioxarray.
+- ``predict_scene``: ``load_pair`` -> ``predict_scene`` (defaults: tiles of 512 with 64
+  overlap blended on a global grid, 2 tiles a batch, bf16 on CPUs that have it) ->
+  ``write_raster`` (a COG).
+- ``predict_scene_fp32``: the same in fp32, to separate the effect of precision.
+
+Seam error: the largest difference, on pixels within 2 of a chunk border, from a
+whole-image prediction (the scene in memory in one piece, ``ChangeDetector.predict``,
+fp32, the same 512/64 tiling). The same figure away from borders is reported beside it.
+
+    python benchmarks/scene_speed.py [--sizes 2048,8192]
+
+Writes benchmarks/results/scene_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results" / "scene_speed.json"
+CHUNK = 1024
+CHIP = 256
+TILE, OVERLAP = 512, 64
+METHODS = ("baseline", "predict_scene", "predict_scene_fp32")
+
+
+def baseline(before: str, after: str, model_path: str, out: str) -> None:
+    """The seed workflow: map_blocks over chunks, one chip at a time, no overlap."""
+    import rioxarray
+    import torch
+    import xarray as xr
+
+    from cdtools.detector import ChangeDetector
+
+    detector = ChangeDetector.from_model(model_path)
+    model, stats = detector.model.eval(), detector.spec.stats
+    chunks = {"band": -1, "y": CHUNK, "x": CHUNK}
+    dates = [rioxarray.open_rasterio(path, chunks=chunks) for path in (before, after)]
+    mean = xr.DataArray(np.asarray(stats.mean, np.float32), dims="band")
+    std = xr.DataArray(np.asarray(stats.std, np.float32), dims="band")
+    pair = xr.concat([(d.astype(np.float32) - mean) / std for d in dates], dim="time")
+
+    def predict_chunk(block: np.ndarray) -> np.ndarray:
+        out = np.zeros(block.shape[2:], dtype=np.float32)
+        for r in range(0, block.shape[2], CHIP):
+            for c in range(0, block.shape[3], CHIP):
+                chip = torch.from_numpy(
+                    np.ascontiguousarray(block[:, :, r : r + CHIP, c : c + CHIP])
+                )
+                with torch.inference_mode():
+                    logit = model((chip[0:1], chip[1:2]))
+                out[r : r + CHIP, c : c + CHIP] = torch.sigmoid(logit)[0, 0].numpy()
+        return out
+
+    blocks = pair.data.rechunk({0: -1, 1: -1})
+    prob = blocks.map_blocks(predict_chunk, drop_axis=(0, 1), dtype=np.float32)
+    coded = (prob * 255).round().astype(np.uint8)
+    result = xr.DataArray(coded, dims=("y", "x"), coords={"y": dates[0].y, "x": dates[0].x})
+    result = result.rio.write_crs(dates[0].rio.crs).rio.write_transform(dates[0].rio.transform())
+    result.rio.to_raster(out, tiled=True, compress="deflate")
+
+
+def scene(before: str, after: str, model_path: str, out: str, precision: str) -> None:
+    from cdtools import load_pair, predict_scene, write_raster
+
+    change = predict_scene(model_path, load_pair(before, after), precision=precision, chunk=CHUNK)
+    write_raster(change, out, overwrite=True, progress=False)
+
+
+def reference(before: str, after: str, model_path: str, out: str) -> None:
+    """The whole scene in memory, in one piece, fp32."""
+    from cdtools.detector import ChangeDetector
+
+    detector = ChangeDetector.from_model(model_path)
+    prob = detector.predict(before, after, tile=TILE, overlap=OVERLAP, batch_size=8).values
+    np.save(out, np.round(np.nan_to_num(prob) * 255).astype(np.uint8))
+
+
+def child(method: str, before: str, after: str, model_path: str, out: str) -> None:
+    start = time.perf_counter()
+    if method == "baseline":
+        baseline(before, after, model_path, out)
+    elif method == "reference":
+        reference(before, after, model_path, out)
+    else:
+        scene(before, after, model_path, out, "fp32" if method.endswith("fp32") else "auto")
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+
+
+def run_child(*args: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def seam_errors(output: Path, reference: np.ndarray) -> dict[str, float]:
+    import rasterio
+
+    with rasterio.open(output) as src:
+        values = src.read(1).astype(np.int16)
+    diff = np.abs(values - reference.astype(np.int16))
+    near = np.zeros(diff.shape, dtype=bool)
+    for border in range(CHUNK, diff.shape[0], CHUNK):
+        near[border - 2 : border + 2] = True
+    for border in range(CHUNK, diff.shape[1], CHUNK):
+        near[:, border - 2 : border + 2] = True
+    return {
+        "seam_error": round(float(diff[near].max()) / 255, 4),
+        "seam_error_in_255ths": int(diff[near].max()),
+        "max_error_away_from_borders": round(float(diff[~near].max()) / 255, 4),
+        "mean_abs_error": round(float(diff.mean()) / 255, 5),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2048,8192")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "cdtools-bench"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    from cdtools.synthetic import make_scene_pair, sample_detector
+    from cdtools.synthetic.trained import RECIPE
+
+    model_path = args.workdir / "sample-model"
+    if not (model_path / "model.json").exists():
+        sample_detector().save(model_path, overwrite=True)
+    sizes = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        world = make_scene_pair(
+            args.workdir / f"world_{size}", size=size, seed=3, if_exists="reuse"
+        )
+        files = (str(world.before), str(world.after), str(model_path))
+        ref_path = args.workdir / f"reference_{size}.npy"
+        ref_figures = run_child("reference", *files, str(ref_path))
+        ref = np.load(ref_path)
+        runs = {}
+        for method in args.methods.split(","):
+            out = args.workdir / f"{method}_{size}.tif"
+            figures = run_child(method, *files, str(out))
+            runs[method] = {
+                "seconds": round(figures["seconds"], 1),
+                "mpx_per_s": round(size * size / figures["seconds"] / 1e6, 3),
+                "peak_rss_mb": round(figures["peak_rss_mb"]),
+                **seam_errors(out, ref),
+            }
+            print(f"{size} {method}: {runs[method]}", flush=True)
+        sizes.append(
+            {
+                "size": size,
+                "megapixels": round(size * size / 1e6, 1),
+                "reference_seconds": round(ref_figures["seconds"], 1),
+                "runs": runs,
+            }
+        )
+    summary = {}
+    for entry in sizes:
+        runs = entry["runs"]
+        if "baseline" in runs and "predict_scene" in runs:
+            speedup = runs["predict_scene"]["mpx_per_s"] / runs["baseline"]["mpx_per_s"]
+            summary[f"speedup_{entry['size']}"] = round(speedup, 2)
+    by_size = {e["size"]: e["runs"] for e in sizes}
+    if 2048 in by_size and 8192 in by_size and "predict_scene" in by_size[2048]:
+        small, large = by_size[2048]["predict_scene"], by_size[8192]["predict_scene"]
+        ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
+        summary["predict_scene_rss_8192_over_2048"] = round(ratio, 2)
+    result = {
+        "benchmark": "scene_speed",
+        "model": f"sample detector: {RECIPE['arch']} {RECIPE['backbone']}",
+        "chunk": CHUNK,
+        "baseline": f"map_blocks, {CHIP}px chips one at a time, no overlap, fp32, threads",
+        "predict_scene": f"tile {TILE}, overlap {OVERLAP}, batch 2, precision auto (bf16 here)",
+        "reference": "ChangeDetector.predict on the whole scene in memory, fp32, tile 512/64",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, no GPU",
+        "targets": "speedup >= 2, seam error <= 1/255, RSS 8192 <= 1.3 x RSS 2048",
+        "summary": summary,
+        "sizes": sizes,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(summary))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:7])
+    else:
+        main()
