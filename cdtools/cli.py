@@ -7,14 +7,23 @@ are printed as one line (no traceback) with exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from cdtools.errors import CdtoolsError
+from cdtools.errors import CdtoolsError, RasterError
 
 log = logging.getLogger("cdtools")
+
+DATE_HELP = (
+    "the earlier date: a raster file, a folder of tiles, a comma-separated list of files, or "
+    'a quoted glob pattern ("pre/*.tif")'
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,15 +77,45 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true")
     train.set_defaults(run=_train)
 
-    predict = commands.add_parser("predict", help="change map of a pair with a trained model")
-    predict.add_argument("before", type=Path)
-    predict.add_argument("after", type=Path)
+    predict = commands.add_parser(
+        "predict",
+        help="change map of a whole scene with a trained model (lazy, chunked, with dask)",
+        description="Align BEFORE and AFTER on one grid, predict the change probability chunk "
+        "by chunk and stream it to a Cloud Optimized GeoTIFF: uint8 0-254 (probability x 255), "
+        "255 where either date has no data.",
+    )
+    predict.add_argument("before", help=DATE_HELP)
+    predict.add_argument("after", help="the later date, given the same ways as BEFORE")
     predict.add_argument("--model", type=Path, required=True, help="model package folder or .zip")
-    predict.add_argument("--out", type=Path, required=True, help="GeoTIFF to write")
-    predict.add_argument("--tile", type=int, default=None)
-    predict.add_argument("--overlap", type=int, default=None)
-    predict.add_argument("--mask", action="store_true", help="write 0/1 instead of probability")
+    predict.add_argument("--out", type=Path, required=True, help="GeoTIFF (COG) to write")
+    predict.add_argument(
+        "--grid",
+        choices=("intersection", "union", "before", "after"),
+        default="intersection",
+        help="grid both dates are read onto (default: intersection, in the before CRS)",
+    )
+    predict.add_argument("--chunk", type=int, metavar="N", help="dask chunk in pixels")
+    predict.add_argument("--tile", type=int, metavar="N", help="model tile (multiple of 32)")
+    predict.add_argument("--overlap", type=int, metavar="N", help="pixels shared by tiles")
+    predict.add_argument("--batch-size", type=int, metavar="N", help="tiles per forward pass")
+    predict.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="auto: fp16 on a GPU, bf16 on a CPU that has it, fp32 otherwise",
+    )
+    cluster = predict.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--workers", type=int, metavar="N", help="run on a local dask cluster of N processes"
+    )
+    cluster.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run on the dask scheduler at ADDRESS"
+    )
+    predict.add_argument(
+        "--mask", action="store_true", help="write 0/1 at the model's threshold (255: no data)"
+    )
     predict.add_argument("--overwrite", action="store_true")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(run=_predict)
 
     demo = commands.add_parser("demo", help="the whole pipeline on the sample world")
@@ -137,27 +176,139 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from cdtools.detector import ChangeDetector
+    from cdtools.cog import write_raster
+    from cdtools.errors import OutputExistsError, ParameterError
+    from cdtools.pair import load_pair
+    from cdtools.scene import DEFAULT_CHUNK, SceneModel, predict_scene
 
-    detector = ChangeDetector.from_model(args.model)
-    detector.predict(
-        args.before,
-        args.after,
-        out_path=args.out,
-        tile=args.tile,
-        overlap=args.overlap,
-        output="mask" if args.mask else "probability",
-        overwrite=args.overwrite,
-    )
-    log.info("change map written to %s", args.out)
+    out = args.out.resolve()
+    if out.exists() and not args.overwrite:
+        raise OutputExistsError(f"{args.out} exists; pass --overwrite to replace it.")
+    if args.workers is not None and args.workers < 1:
+        raise ParameterError(f"--workers must be at least 1, got {args.workers}.")
+    before, after = resolve_date(args.before), resolve_date(args.after)
+    model = SceneModel.of(args.model)  # read once: its threshold, and what workers receive
+    chunk = args.chunk or DEFAULT_CHUNK
+    pair = load_pair(before, after, grid=args.grid, chunks={"band": -1, "y": chunk, "x": chunk})
+    change = predict_scene(
+        model, pair, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+        precision=args.precision, chunk=args.chunk,
+    )  # fmt: skip
+    if args.mask:
+        change = threshold_change(change, model.spec.threshold)
+    with _dask_client(args.workers, args.scheduler):
+        write_raster(change, out, overwrite=args.overwrite, progress=not args.no_progress)
+    what = "change mask (0/1" if args.mask else "change probability (x 255"
+    log.info(
+        "%s, 255: no data) written to %s: %d x %d pixels in %s",
+        what, args.out, change.sizes["y"], change.sizes["x"], change.rio.crs,
+    )  # fmt: skip
+
+
+def resolve_date(date: str) -> Path | list[Path]:
+    """What :func:`cdtools.load_pair` takes for one date given on the command line.
+
+    ``date`` is a raster file, a folder of tiles, a comma-separated list of files, or a
+    glob pattern (``"pre/*.tif"``, quoted so that the shell leaves it alone); a list item
+    may be a pattern too. Paths come back absolute (dask workers may run elsewhere).
+    Raises :class:`~cdtools.errors.RasterError` when nothing matches.
+
+    Example:
+        >>> resolve_date("pre/tile_*.tif")  # doctest: +SKIP
+        [PosixPath('/data/pre/tile_1361-10160.tif'), PosixPath('/data/pre/tile_1361-9136.tif')]
+    """
+    items = [item.strip() for item in date.split(",") if item.strip()]
+    if not items:
+        raise RasterError(f"no raster given ({date!r}); pass a file, a folder or a pattern.")
+    if len(items) == 1 and not glob.has_magic(items[0]):
+        path = Path(items[0]).expanduser()
+        if not path.exists():
+            raise RasterError(f"{path} does not exist; check the path (relative to {Path.cwd()}).")
+        return path.absolute()  # a file or a folder of tiles: load_pair reads either
+    files: list[Path] = []
+    for item in items:
+        if not glob.has_magic(item):
+            path = Path(item).expanduser()
+            if not path.exists():
+                raise RasterError(
+                    f"{path} does not exist; check the list (relative to {Path.cwd()})."
+                )
+            if not path.is_file():
+                raise RasterError(f"{path} is a folder; a comma-separated list takes files.")
+            files.append(path.absolute())
+            continue
+        found = sorted(Path(m) for m in glob.glob(os.path.expanduser(item), recursive=True))
+        found = [m.absolute() for m in found if m.is_file()]
+        if not found:
+            raise RasterError(
+                f"no file matches {item!r} (relative to {Path.cwd()}); check the pattern, and "
+                "quote it so that the shell does not expand it."
+            )
+        files += found
+    return list(dict.fromkeys(files))  # in order, each file once
+
+
+def threshold_change(change: Any, threshold: float) -> Any:
+    """0/1 change mask of :func:`cdtools.predict_scene`'s uint8 result, lazily; 255 stays 255.
+
+    A pixel is change where its probability (value / 255) is above ``threshold``.
+    """
+    import numpy as np
+
+    from cdtools.scene import NODATA
+
+    def block(values: np.ndarray) -> np.ndarray:
+        mask = (values.astype(np.float32) / 255 > threshold).astype(np.uint8)
+        return np.where(values == NODATA, np.uint8(NODATA), mask)
+
+    data = change.data.map_blocks(block, dtype=np.uint8, token="cdtools-threshold")
+    attrs = {**change.attrs, "long_name": "change mask (0/1, 255: no data)"}
+    attrs["threshold"] = threshold
+    return change.copy(data=data).assign_attrs(attrs)
+
+
+@contextlib.contextmanager
+def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[None]:
+    """A dask.distributed Client for the run, or nothing (dask's threaded scheduler)."""
+    if workers is None and scheduler is None:
+        yield
+        return
+    from distributed import Client, LocalCluster
+
+    # dask.distributed logs every connection at INFO; the command line shows cdtools' lines.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as err:
+            raise CdtoolsError(
+                f"cannot reach the dask scheduler at {scheduler} ({err}); check the address "
+                "(tcp://host:8786) and that the scheduler is running, or use --workers N."
+            ) from None
+        with client:
+            log.info("running on the dask scheduler at %s", scheduler)
+            yield
+        return
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True,
+            dashboard_address=":0", silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster),
+    ):  # fmt: skip
+        log.info("running on a local dask cluster of %d worker processes", workers)
+        yield
 
 
 def _demo(args: argparse.Namespace) -> None:
     """Sample world -> chips -> DataLoaders -> trained model -> change map, all in ``args.out``."""
+    from cdtools.cog import write_raster
     from cdtools.data import prepare_data
     from cdtools.detector import ChangeDetector
     from cdtools.export import export_training_data
+    from cdtools.pair import load_pair
     from cdtools.plots import show_chip_index, show_scene
+    from cdtools.scene import predict_scene
     from cdtools.synthetic import make_scene_pair
 
     out: Path = args.out
@@ -194,9 +345,15 @@ def _demo(args: argparse.Namespace) -> None:
     test = make_scene_pair(
         out / "test_scene", size=args.size, seed=args.seed + 1, if_exists="overwrite"
     )
-    change = out / "change.tif"
-    detector.predict(test.before, test.after, out_path=change, overwrite=True)
-    log.info("5/5 change map of another scene (seed %d): %s", args.seed + 1, change)
+    change = write_raster(
+        predict_scene(detector, load_pair(test.before, test.after)),
+        out / "change.tif", overwrite=True, progress=False,
+    )  # fmt: skip
+    log.info(
+        "5/5 change map of another scene (seed %d), scene inference with dask: %s "
+        "(change probability x 255, 255: no data)",
+        args.seed + 1, change,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

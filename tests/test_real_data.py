@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,3 +102,71 @@ def test_joplin_tiles_in_two_crss_are_aligned_on_their_overlap() -> None:
     assert pair.shape == (2, 3, 1625, 1992)
     valid = np.isfinite(pair.isel(band=0).values)
     assert valid[0].mean() == 1.0 and valid[1].mean() > 0.95  # the post tiles leave small gaps
+
+
+def _footprint(folder: Path, crs: str) -> Any:
+    """Union of a folder's tile outlines in ``crs``, edges densified so they bend as they should."""
+    import rasterio
+    from rasterio.warp import transform_geom
+    from shapely import segmentize
+    from shapely.geometry import box, mapping, shape
+    from shapely.ops import unary_union
+
+    outlines = []
+    for tile in sorted(folder.glob("*.tif")):
+        with rasterio.open(tile) as src:
+            outline = box(*src.bounds)
+            outline = segmentize(outline, max(src.width, src.height) * src.res[0] / 64)
+            outlines.append(shape(transform_geom(src.crs, crs, mapping(outline))))
+    return unary_union(outlines)
+
+
+@pytest.mark.skipif(not JOPLIN.exists(), reason=f"xview2_joplin not found under {REAL_DATA}")
+def test_joplin_change_map_lands_on_the_intersection_of_both_dates(tmp_path: Path) -> None:
+    import rasterio
+    from matplotlib.figure import Figure
+
+    from cdtools.cog import write_raster
+    from cdtools.pair import load_pair
+    from cdtools.scene import NODATA, predict_scene
+    from cdtools.synthetic import sample_detector
+
+    # The sample model knows synthetic scenes only: this checks where the map lands, not
+    # what it says.
+    pair = load_pair(JOPLIN / "pre", JOPLIN / "post", grid="intersection")
+    change = predict_scene(sample_detector(), pair)
+    out = write_raster(change, tmp_path / "joplin_change.tif", progress=False)
+    with rasterio.open(out) as src:
+        values, transform, crs = src.read(1), src.transform, src.crs
+        assert src.nodata == NODATA and src.res == pytest.approx((0.6, 0.6))
+    assert crs.to_epsg() == 26915 and values.shape == (1625, 1992)
+    # Where both dates have data: the pre tiles (EPSG:26915) meet the post tiles
+    # (EPSG:4326), whose edges are turned by about 0.9 degrees of grid convergence.
+    footprints = {date: _footprint(JOPLIN / date, "EPSG:26915") for date in ("pre", "post")}
+    both = footprints["pre"].intersection(footprints["post"])
+    valid = values != NODATA
+    rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+    left, top = transform @ (cols[0], rows[0])
+    right, bottom = transform @ (cols[-1] + 1, rows[-1] + 1)
+    assert (left, bottom, right, top) == pytest.approx(both.bounds, abs=2 * 0.6)  # 2 pixels
+    assert valid.sum() * 0.6**2 == pytest.approx(both.area, rel=0.005)
+    assert values[valid].std() > 0  # a map, not a constant
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(8, 6.5))
+    ax = figure.add_subplot()
+    shown = np.ma.masked_equal(values[::4, ::4], NODATA) / 255
+    extent = (transform.c, transform.c + transform.a * values.shape[1])
+    extent += (transform.f + transform.e * values.shape[0], transform.f)
+    image = ax.imshow(shown, extent=extent, cmap="magma", vmin=0, vmax=1)
+    figure.colorbar(image, ax=ax, label="change probability (sample model: geometry only)")
+    for (date, footprint), colour in zip(
+        footprints.items(), ("tab:blue", "tab:green"), strict=True
+    ):
+        for k, part in enumerate(getattr(footprint, "geoms", [footprint])):
+            ax.plot(*part.exterior.xy, color=colour, label=f"{date} tiles" if k == 0 else None)
+    ax.plot(*both.exterior.xy, color="tab:cyan", linestyle="--", label="both dates")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.set(title="xView2 Joplin: change map footprint (EPSG:26915)", xlabel="x (m)", ylabel="y (m)")
+    ax.legend(loc="lower right")
+    figure.savefig(FIGURES / "xview2_joplin_change_footprint.png", dpi=80)
