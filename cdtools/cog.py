@@ -82,13 +82,13 @@ def write_raster(
         finally:
             if cog:
                 stream.unlink(missing_ok=True)
-    log.info("wrote %s", path)
+    log.debug("wrote %s", path)
     return path
 
 
 def _stream(da: Any, path: Path, compress: str, progress: bool) -> None:
     """Write every chunk of ``da`` into a tiled GeoTIFF at ``path``."""
-    client = _client()
+    client = active_client()
     lock: Any = threading.Lock()
     if client is not None:
         from distributed import Lock
@@ -108,7 +108,8 @@ def _stream(da: Any, path: Path, compress: str, progress: bool) -> None:
             dst.set_band_description(1, str(description))
 
 
-def _client() -> Any:
+def active_client() -> Any:
+    """The active ``dask.distributed`` Client, or None (no cluster, or none installed)."""
     try:
         from distributed import get_client
     except ImportError:

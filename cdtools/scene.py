@@ -195,7 +195,6 @@ def predict_scene(
         >>> change = predict_scene(detector, pair)  # doctest: +SKIP
         >>> write_raster(change, "change.tif")  # doctest: +SKIP
     """
-    import dask
     import dask.array as da
 
     if precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -222,7 +221,7 @@ def predict_scene(
     sums = da.map_blocks(
         _owned_tiles,
         halo,
-        dask.delayed(handle, pure=True),
+        _shipped(handle),
         starts=(tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)),
         origins=(_origins(rows), _origins(cols)),
         size=(height, width),
@@ -230,7 +229,7 @@ def predict_scene(
         drop_axis=0,
         chunks=((3,), halo.chunks[2], halo.chunks[3]),
         dtype=np.float32,
-        name="cdtools-predict-tiles",
+        token="cdtools-predict-tiles",
     )
     spill = da.overlap.overlap(sums, depth={0: 0, 1: (tile, 0), 2: (tile, 0)}, boundary="none")
     change = da.map_blocks(
@@ -241,9 +240,21 @@ def predict_scene(
         drop_axis=0,
         chunks=(rows, cols),
         dtype=np.uint8,
-        name="cdtools-blend",
+        token="cdtools-blend",
     )
     return _as_dataarray(change, pair, spec, tile, overlap)
+
+
+def _shipped(handle: SceneModel) -> Any:
+    """The model as one graph input: sent to every worker once when a cluster is active."""
+    import dask
+
+    from cdtools.cog import active_client
+
+    client = active_client()
+    if client is None:
+        return dask.delayed(handle, pure=True)
+    return client.scatter(handle, broadcast=True, hash=True)
 
 
 def _model_bands(pair: Any, spec: ModelSpec) -> Any:

@@ -92,7 +92,7 @@ def test_a_local_cluster_gives_the_threaded_result(detector, world) -> None:
     threaded = predict_scene(handle, pair, chunk=128, **FP32).values
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
@@ -133,3 +133,16 @@ def test_bad_options_say_what_to_pass(detector, world, options, message) -> None
 def test_a_model_must_be_a_detector_or_a_package(world) -> None:
     with pytest.raises(ParameterError, match="ChangeDetector or a model package path"):
         predict_scene(object(), load_pair(world.before, world.after))
+
+
+def test_two_scenes_computed_together_stay_apart(detector, world) -> None:
+    import dask
+
+    pair = load_pair(world.before, world.after)
+    flipped = pair.isel(x=slice(None, None, -1))
+    one, two = dask.compute(
+        predict_scene(detector, pair, **FP32).data, predict_scene(detector, flipped, **FP32).data
+    )
+    alone = predict_scene(detector, flipped, **FP32).values
+    np.testing.assert_array_equal(two, alone)
+    assert (one != two).any()
