@@ -2,9 +2,10 @@
 
 Everything is made from a seed, offline, in seconds: :func:`make_scene_pair` writes a
 georeferenced before/after pair near Austin, Texas (EPSG:32614, 0.5 m pixels) with
-change polygons, a change mask and land-cover maps; :func:`make_landcover_patches`
-writes EuroSAT-like patches rendered the same way; :func:`sample_detector` is a change
-detector trained on the sample world once and cached.
+change polygons, a change mask and land-cover maps; :func:`reproject_to_tiles` turns a
+date into tiles in another CRS and resolution, as real deliveries come;
+:func:`make_landcover_patches` writes EuroSAT-like patches rendered the same way;
+:func:`sample_detector` is a change detector trained on the sample world once and cached.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from cdtools.synthetic.changes import CHANGE_KINDS
 from cdtools.synthetic.landcover import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.synthetic.patches import make_landcover_patches
 from cdtools.synthetic.scene import SampleWorld, make_scene_pair
+from cdtools.synthetic.tiles import reproject_to_tiles
 from cdtools.synthetic.trained import sample_detector
 
 __all__ = [
@@ -22,5 +24,6 @@ __all__ = [
     "SampleWorld",
     "make_landcover_patches",
     "make_scene_pair",
+    "reproject_to_tiles",
     "sample_detector",
 ]
