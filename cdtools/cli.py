@@ -190,13 +190,13 @@ def _predict(args: argparse.Namespace) -> None:
     model = SceneModel.of(args.model)  # read once: its threshold, and what workers receive
     chunk = args.chunk or DEFAULT_CHUNK
     pair = load_pair(before, after, grid=args.grid, chunks={"band": -1, "y": chunk, "x": chunk})
-    change = predict_scene(
-        model, pair, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-        precision=args.precision, chunk=args.chunk,
-    )  # fmt: skip
-    if args.mask:
-        change = threshold_change(change, model.spec.threshold)
-    with _dask_client(args.workers, args.scheduler):
+    with _dask_client(args.workers, args.scheduler):  # first, so the model is sent once
+        change = predict_scene(
+            model, pair, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+            precision=args.precision, chunk=args.chunk,
+        )  # fmt: skip
+        if args.mask:
+            change = threshold_change(change, model.spec.threshold)
         write_raster(change, out, overwrite=args.overwrite, progress=not args.no_progress)
     what = "change mask (0/1" if args.mask else "change probability (x 255"
     log.info(

@@ -98,3 +98,14 @@ def test_dates_that_do_not_overlap_say_where_they_are(tmp_path: Path) -> None:
         r"\(620000\.0, 3349800\.0, 620240\.0, 3350000\.0\)",
     ):
         load_pair(before, far)
+
+
+def test_a_file_that_is_not_a_raster_is_named(tmp_path: Path) -> None:
+    from cdtools.errors import RasterError
+
+    before = scene(tmp_path / "before.tif")
+    tiles = tmp_path / "after_tiles"
+    tiles.mkdir()
+    (tiles / "broken.tif").write_text("not an image")
+    with pytest.raises(RasterError, match=r"broken\.tif is not a raster GDAL can read"):
+        load_pair(before, tiles)
