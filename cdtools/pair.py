@@ -179,21 +179,71 @@ def _mosaic(
     resampling: Any,
     chunks: Any,
 ) -> Any:
-    """One date's tiles warped lazily onto the grid; the first tile with data wins."""
+    """One date's tiles put lazily onto the grid; the first tile with data wins.
+
+    A tile already on the grid (same CRS and pixel size, whole-pixel offset, validity
+    from a nodata value or none) is read directly and padded; any other goes through a
+    GDAL WarpedVRT, several times slower.
+    """
     import rasterio
     import rioxarray
     from rasterio.vrt import WarpedVRT
 
-    warped = []
+    xs = transform.c + (np.arange(width) + 0.5) * transform.a
+    ys = transform.f + (np.arange(height) + 0.5) * transform.e
+    placed = []
     for file in files:
         src = rasterio.open(file)
-        vrt = WarpedVRT(
-            src, crs=crs, transform=transform, width=width, height=height,
-            resampling=resampling, dtype="float32", nodata=np.nan,
-        )  # fmt: skip
-        da = rioxarray.open_rasterio(vrt, chunks=_chunks(chunks), masked=True)
-        warped.append(da.drop_vars("spatial_ref", errors="ignore"))
-    return functools.reduce(lambda a, b: a.combine_first(b), warped)
+        offset = _offset_on_grid(src, crs, transform, (width, height))
+        if offset is None:
+            source: Any = WarpedVRT(
+                src, crs=crs, transform=transform, width=width, height=height,
+                resampling=resampling, dtype="float32", nodata=np.nan,
+            )  # fmt: skip
+        else:
+            source = file
+        da = rioxarray.open_rasterio(source, chunks=_chunks(chunks), masked=True)
+        if offset is not None:
+            da = _pad_onto_grid(da.astype(np.float32), offset, width, height)
+        da = da.drop_vars("spatial_ref", errors="ignore").assign_coords(x=xs, y=ys)
+        placed.append(da)
+    return functools.reduce(lambda a, b: a.combine_first(b), placed)
+
+
+def _offset_on_grid(
+    src: Any, crs: CRS, transform: Affine, size: tuple[int, int]
+) -> tuple[int, int] | None:
+    """(row, col) of ``src``'s first pixel on the grid when it can be read as it is."""
+    from rasterio.enums import MaskFlags
+
+    t = src.transform
+    if src.crs != crs or t.b or t.d or transform.b or transform.d:
+        return None
+    if not (np.isclose(t.a, transform.a, rtol=1e-9) and np.isclose(t.e, transform.e, rtol=1e-9)):
+        return None
+    col, row = (t.c - transform.c) / transform.a, (t.f - transform.f) / transform.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    masked = {MaskFlags.per_dataset, MaskFlags.alpha}
+    if any(masked & set(flags) for flags in src.mask_flag_enums):
+        return None  # validity from an internal mask: GDAL's warper reads it
+    row, col = round(row), round(col)
+    width, height = size
+    if row >= height or col >= width or row + src.height <= 0 or col + src.width <= 0:
+        return None  # no pixel on the grid: the warper gives the all-NaN placeholder
+    return row, col
+
+
+def _pad_onto_grid(da: Any, offset: tuple[int, int], width: int, height: int) -> Any:
+    """Crop a tile to the grid and pad it with NaN to the grid's size."""
+    row, col = offset
+    top, left = max(row, 0), max(col, 0)
+    da = da.isel(
+        y=slice(top - row, min(da.sizes["y"], height - row)),
+        x=slice(left - col, min(da.sizes["x"], width - col)),
+    )
+    bottom, right = height - top - da.sizes["y"], width - left - da.sizes["x"]
+    return da.pad(y=(top, bottom), x=(left, right), constant_values=np.nan)
 
 
 def _chunks(chunks: Any) -> Any:

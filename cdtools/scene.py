@@ -18,6 +18,7 @@ import itertools
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -174,9 +175,10 @@ def predict_scene(
     Args:
         model: a :class:`~cdtools.ChangeDetector` or the path of a model package.
         pair: a ``(time, band, y, x)`` DataArray from :func:`cdtools.load_pair`.
-        tile: tile size in pixels, a multiple of 32 (default: 512 for a fully
-            convolutional model, its chip size otherwise; smaller when the scene is).
-        overlap: pixels shared by neighbouring tiles (default ``max(chip/4, tile/8)``).
+        tile: tile size in pixels, a multiple of 32 (default: for a fully convolutional
+            model, the size between 448 and 640 whose tile grid over this scene predicts
+            the fewest pixels; the model's chip size otherwise; smaller when the scene is).
+        overlap: pixels shared by neighbouring tiles (default ``max(chip / 4, tile / 8)``).
         batch_size: tiles per forward pass (default: 0.5 megapixels on CPU, 8 on GPU,
             e.g. 2 and 32 tiles of 512).
         device: "cpu", "cuda", ... (default: each worker's GPU when it has one).
@@ -278,8 +280,15 @@ def _tiling(
     spec: ModelSpec, height: int, width: int, tile: int | None, overlap: int | None
 ) -> tuple[int, int]:
     fits = min(height, width) // 32 * 32
-    if tile is None:
-        tile = min(512 if spec.arch in FULLY_CONVOLUTIONAL else spec.chip_size, fits)
+
+    def default_overlap(size: int) -> int:
+        return overlap if overlap is not None else max(spec.chip_size // 4, size // 8)
+
+    if tile is None and spec.arch in FULLY_CONVOLUTIONAL and fits >= 448:
+        sizes = range(448, min(fits, 640) + 1, 32)
+        tile = _economical_tile(height, width, sizes, default_overlap)
+    elif tile is None:
+        tile = min(spec.chip_size, fits)
     if tile % 32:
         raise ParameterError(f"tile must be a multiple of 32, got {tile}.")
     if tile > min(height, width) or tile < 32:
@@ -288,10 +297,22 @@ def _tiling(
             f"{max(tile, 32)}-pixel tile; check that the dates overlap enough, use "
             "grid='union', or pass a smaller tile (a multiple of 32)."
         )
-    if overlap is None:
-        overlap = min(max(spec.chip_size // 4, tile // 8), tile // 2)
+    overlap = overlap if overlap is not None else min(default_overlap(tile), tile // 2)
     check_tiling(tile, overlap)
     return tile, overlap
+
+
+def _economical_tile(
+    height: int, width: int, sizes: range, overlap_of: Callable[[int], int]
+) -> int:
+    """The tile size, among ``sizes``, whose tile grid predicts the fewest pixels."""
+
+    def cost(tile: int) -> tuple[int, int]:
+        rows = len(tile_starts(height, tile, overlap_of(tile)))
+        cols = len(tile_starts(width, tile, overlap_of(tile)))
+        return rows * cols * tile * tile, -tile
+
+    return min(sizes, key=cost)
 
 
 def _chunks(length: int, chunk: int, tile: int) -> tuple[int, ...]:

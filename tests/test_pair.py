@@ -109,3 +109,25 @@ def test_a_file_that_is_not_a_raster_is_named(tmp_path: Path) -> None:
     (tiles / "broken.tif").write_text("not an image")
     with pytest.raises(RasterError, match=r"broken\.tif is not a raster GDAL can read"):
         load_pair(before, tiles)
+
+
+def test_tiles_on_the_grid_are_read_directly_and_match_the_warper(tmp_path: Path) -> None:
+    from cdtools.pair import _offset_on_grid
+
+    whole = scene(tmp_path / "whole.tif")
+    with rasterio.open(whole) as src:
+        data, transform = src.read(), src.transform
+    shifted = write_geotiff(
+        tmp_path / "part.tif", data[:, 50:, 30:],
+        transform=transform * rasterio.Affine.translation(30, 50), crs=UTM,
+    )  # fmt: skip
+    half = write_geotiff(
+        tmp_path / "half.tif", data[:, 50:, 30:],
+        transform=transform * rasterio.Affine.translation(30.5, 50), crs=UTM,
+    )  # fmt: skip
+    with rasterio.open(shifted) as a, rasterio.open(half) as b:
+        assert _offset_on_grid(a, a.crs, transform, (240, 200)) == (50, 30)
+        assert _offset_on_grid(b, b.crs, transform, (240, 200)) is None  # half a pixel off
+    direct = load_pair(whole, shifted, grid="before").values
+    assert np.isnan(direct[1, :, :50]).all() and np.isnan(direct[1, :, :, :30]).all()
+    np.testing.assert_array_equal(direct[1, :, 50:, 30:], direct[0, :, 50:, 30:])
