@@ -48,7 +48,8 @@ def load_pair(
         resolution: pixel size of the grid in its CRS units (default: the before date's,
             or the after date's with ``grid="after"``).
         resampling: a rasterio resampling name ("bilinear", "nearest", "cubic", ...).
-        chunks: dask chunks of each date, as rioxarray takes them.
+        chunks: dask chunks of each date, as rioxarray takes them ("auto": 1024 x 1024
+            pixels, all bands).
 
     Returns:
         An ``xarray.DataArray`` with ``time = ["before", "after"]``, the grid's CRS and
@@ -247,8 +248,8 @@ def _pad_onto_grid(da: Any, offset: tuple[int, int], width: int, height: int) ->
 
 
 def _chunks(chunks: Any) -> Any:
-    if chunks == "auto":  # as a dict: rioxarray turns a bare "auto" into a deprecated tuple
-        return {"band": -1, "y": "auto", "x": "auto"}
+    if chunks == "auto":  # squares of 1024: dask's own "auto" makes strips of 100+ MB
+        return {"band": -1, "y": 1024, "x": 1024}
     if isinstance(chunks, tuple):
         return dict(zip(("band", "y", "x"), chunks, strict=True))
     return chunks
