@@ -205,7 +205,7 @@ def predict_scene(
     spec = handle.spec
     pair = _model_bands(pair, spec)
     height, width = pair.sizes["y"], pair.sizes["x"]
-    tile, overlap = _tiling(spec, height, width, tile, overlap)
+    tile, overlap = _tiling(spec, height, width, tile, overlap, largest=chunk or 640)
     chunk = chunk or max(DEFAULT_CHUNK, tile)
     if chunk < tile:
         raise ParameterError(f"chunk ({chunk}) must be at least the tile size ({tile}).")
@@ -277,9 +277,16 @@ def _model_bands(pair: Any, spec: ModelSpec) -> Any:
 
 
 def _tiling(
-    spec: ModelSpec, height: int, width: int, tile: int | None, overlap: int | None
+    spec: ModelSpec,
+    height: int,
+    width: int,
+    tile: int | None,
+    overlap: int | None,
+    *,
+    largest: int = 640,
 ) -> tuple[int, int]:
-    fits = min(height, width) // 32 * 32
+    """(tile, overlap): as given, or chosen for this scene with tiles up to ``largest``."""
+    fits = min(height, width, largest) // 32 * 32
 
     def default_overlap(size: int) -> int:
         return overlap if overlap is not None else max(spec.chip_size // 4, size // 8)
