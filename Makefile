@@ -41,6 +41,7 @@ bench: $(INSTALLED)
 	$(PY) benchmarks/export_speed.py
 	$(PY) benchmarks/accuracy_sample.py
 	$(PY) benchmarks/accuracy_airchange.py
+	$(PY) benchmarks/scene_speed.py
 
 clean:
 	rm -rf outputs notebooks/outputs .pytest_cache
