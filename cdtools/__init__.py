@@ -22,6 +22,12 @@ _EXPORTS = {
     "write_raster": "cdtools.cog",
     "ChangeDetector": "cdtools.detector",
     "sample_detector": "cdtools.synthetic",
+    "predictions_to_regions": "cdtools.regions",
+    "localize_regions": "cdtools.regions",
+    "regions_to_polygons": "cdtools.regions",
+    "grab_patches": "cdtools.regions",
+    "visual_spot_check": "cdtools.regions",
+    "RegionPatch": "cdtools.regions",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

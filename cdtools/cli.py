@@ -1,4 +1,4 @@
-"""The ``cdtools`` command: sample world, export, train, predict and the demo.
+"""The ``cdtools`` command: sample world, export, train, predict, regions and the demo.
 
 Every sub-command is a thin wrapper over one public function; errors a user can cause
 are printed as one line (no traceback) with exit status 2.
@@ -11,6 +11,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -118,6 +119,41 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(run=_predict)
 
+    regions = commands.add_parser(
+        "regions",
+        help="connected change regions of a change map as polygons (GeoPackage or GeoJSON)",
+        description="Threshold a change map, clean it (closing then opening), and write one "
+        "polygon per connected region with its area in m2, centroid (map and lon/lat) and "
+        "mean and max probability; with --classifier, also the land cover before and after.",
+    )
+    regions.add_argument("change", type=Path, help="change map GeoTIFF from `cdtools predict`")
+    regions.add_argument(
+        "--out", type=Path, required=True, help="polygons to write: .gpkg or .geojson"
+    )
+    regions.add_argument(
+        "--threshold",
+        type=float,
+        help="change above this probability (default: the map's threshold tag, else 0.5)",
+    )
+    regions.add_argument(
+        "--min-area", type=float, default=20.0, metavar="M2", help="smallest region (m2)"
+    )
+    regions.add_argument("--closing", type=int, default=1, metavar="PX", help="disk radius")
+    regions.add_argument("--opening", type=int, default=1, metavar="PX", help="disk radius")
+    regions.add_argument(
+        "--classifier", type=Path, metavar="MODEL", help="land-cover model package"
+    )
+    regions.add_argument("--before", help="with --classifier: " + DATE_HELP)
+    regions.add_argument("--after", help="with --classifier: the later date, the same ways")
+    regions.add_argument(
+        "--patch-size",
+        type=int,
+        metavar="N",
+        help="pixels of the patches classified (default: the classifier's input size)",
+    )
+    regions.add_argument("--overwrite", action="store_true")
+    regions.set_defaults(run=_regions)
+
     demo = commands.add_parser("demo", help="the whole pipeline on the sample world")
     demo.add_argument("--out", type=Path, default=Path("outputs"))
     demo.add_argument("--size", type=int, default=1024)
@@ -203,6 +239,109 @@ def _predict(args: argparse.Namespace) -> None:
         "%s, 255: no data) written to %s: %d x %d pixels in %s",
         what, args.out, change.sizes["y"], change.sizes["x"], change.rio.crs,
     )  # fmt: skip
+
+
+def _regions(args: argparse.Namespace) -> None:
+    from cdtools.errors import OutputExistsError, ParameterError
+    from cdtools.raster import atomic_path
+    from cdtools.regions import regions_to_polygons
+
+    driver = POLYGON_DRIVERS.get(args.out.suffix.lower())
+    if driver is None:
+        raise ParameterError(f"--out must end in .gpkg or .geojson, got {args.out.name}.")
+    if args.out.exists() and not args.overwrite:
+        raise OutputExistsError(f"{args.out} exists; pass --overwrite to replace it.")
+    if args.classifier is not None and (args.before is None or args.after is None):
+        raise ParameterError("--classifier needs --before and --after (the dates of the map).")
+    if args.classifier is None and (args.before is not None or args.after is not None):
+        raise ParameterError("--before and --after are read only with --classifier MODEL.")
+    polygons = regions_to_polygons(
+        args.change, threshold=args.threshold, min_area_m2=args.min_area,
+        closing=args.closing, opening=args.opening,
+    )  # fmt: skip
+    if args.classifier is not None:
+        polygons = _classify_regions(polygons, args)
+    # a GeoPackage's layer is named after the file, not after the temporary name
+    layer = {"layer": re.sub(r"\W", "_", args.out.stem)} if driver == "GPKG" else {}
+    with atomic_path(args.out) as tmp:
+        named = tmp.with_name(tmp.name + args.out.suffix)  # GDAL warns about other suffixes
+        try:
+            polygons.to_file(named, driver=driver, **layer)
+            os.replace(named, tmp)
+        finally:
+            named.unlink(missing_ok=True)
+    units = "m2" if polygons.attrs["units"] == "m2" else "pixels"
+    total = polygons["area_m2" if units == "m2" else "area_px"].sum()
+    log.info(
+        "%d change regions (%.0f %s in all, threshold %.2f) written to %s",
+        len(polygons), total, units, polygons.attrs["threshold"], args.out,
+    )  # fmt: skip
+
+
+POLYGON_DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
+LANDCOVER_COLUMNS = ("class_before", "confidence_before", "class_after", "confidence_after")
+
+
+def _classify_regions(polygons: Any, args: argparse.Namespace) -> Any:
+    """The polygons with the land cover before and after each region, from --classifier."""
+    import cdtools  # the land-cover verbs by their public names, wherever they live
+    from cdtools.raster import describe
+    from cdtools.regions import grab_patches
+
+    classifier = cdtools.LandCoverClassifier.from_model(args.classifier)
+    if polygons.empty:
+        return polygons.assign(**{c: [] for c in LANDCOVER_COLUMNS})
+    size = args.patch_size or getattr(getattr(classifier, "spec", None), "input_size", 256)
+    pair = pair_on_grid(resolve_date(args.before), resolve_date(args.after), describe(args.change))
+    patches = grab_patches(pair, polygons, size=size)
+    classes = cdtools.classify_patches(patches, classifier)
+    merged = polygons.merge(classes[["id", *LANDCOVER_COLUMNS]], on="id", how="left")
+    merged.attrs = dict(polygons.attrs)
+    return merged
+
+
+def pair_on_grid(before: Any, after: Any, change: Any) -> Any:
+    """The pair of ``before`` and ``after`` on the grid of a change map (a RasterInfo).
+
+    A change map from ``cdtools predict`` (or ``predict_scene``) is on one of the grids
+    :func:`cdtools.load_pair` makes from its dates; each is tried (intersection first,
+    the default of ``cdtools predict``) at the map's resolution, and the first that holds
+    the map's grid as a whole-pixel window is cropped to it. So the patches are read
+    exactly as the model saw them, with no second resampling; a map on another grid is a
+    :class:`~cdtools.errors.GridError`.
+    """
+    import numpy as np
+
+    from cdtools.errors import GridError
+    from cdtools.pair import load_pair
+
+    if change.crs is None:
+        raise GridError(
+            f"{change.path.name} has no CRS; --classifier needs the georeferenced change map "
+            "that `cdtools predict` wrote from these dates."
+        )
+    t = change.transform
+    for grid in ("intersection", "before", "after", "union"):
+        pair = load_pair(before, after, grid=grid, resolution=abs(t.a))
+        p = pair.rio.transform()
+        if pair.rio.crs != change.crs or (t.b, t.d, p.b, p.d) != (0, 0, 0, 0):
+            continue
+        if not np.allclose((p.a, p.e), (t.a, t.e), rtol=1e-9):
+            continue
+        col, row = (t.c - p.c) / p.a, (t.f - p.f) / p.e
+        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+            continue
+        row, col = round(row), round(col)
+        if row < 0 or col < 0:
+            continue
+        if row + change.height > pair.sizes["y"] or col + change.width > pair.sizes["x"]:
+            continue
+        return pair.isel(y=slice(row, row + change.height), x=slice(col, col + change.width))
+    raise GridError(
+        f"{change.path.name} ({change.crs}, {change.width} x {change.height} pixels of "
+        f"{abs(t.a):g}) is on none of the grids load_pair makes from --before and --after; "
+        "pass the dates the map was predicted from."
+    )
 
 
 def resolve_date(date: str) -> Path | list[Path]:

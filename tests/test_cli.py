@@ -1,17 +1,24 @@
 from __future__ import annotations
 
 import json
+import logging
+import types
 from pathlib import Path
+from typing import Any
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
+from rasterio.transform import Affine, from_origin
 from rasterio.windows import Window
 
+import cdtools
 from cdtools.cli import main, resolve_date
 from cdtools.raster import write_geotiff
 from cdtools.synthetic import SampleWorld, make_scene_pair, sample_detector
-from tests.conftest import Pair
+from tests.conftest import CRS, ORIGIN, PIXEL, Pair
 
 #: Scene inference options that keep the CLI tests quick: 4 chunks of 2 x 2 tiles each.
 QUICK = ["--tile", "128", "--overlap", "32", "--chunk", "160", "--precision", "fp32"]
@@ -184,3 +191,106 @@ def test_resolve_date_takes_files_folders_lists_and_patterns(tmp_path: Path) -> 
     assert resolve_date(str(tmp_path / "*.tif")) == [tmp_path / "a.tif", tmp_path / "b.tif"]
     listed = resolve_date(f"{tmp_path / 'b.tif'}, {tmp_path / '*.T*'}")
     assert listed == [tmp_path / "b.tif", tmp_path / "c.TIF"]
+
+
+def write_change_map(path: Path, *, shape: tuple[int, int] = (280, 160), offset=(10, 20)) -> Path:
+    """A uint8 change map (255: no data) on a window of conftest's pair grid, starting at
+    ``offset`` (rows, columns): a 30 x 30 px region (225 m²) of p = 0.8 and a 10 x 20 px one
+    (50 m²) of p = 0.6."""
+    coded = np.zeros(shape, dtype=np.uint8)
+    coded[50:80, 40:70] = 204  # in the after date's bright square of conftest's pair
+    coded[200:210, 100:120] = 153
+    coded[270:, :] = 255  # no data
+    transform = from_origin(*ORIGIN, PIXEL, PIXEL) @ Affine.translation(offset[1], offset[0])
+    return write_geotiff(path, coded, transform=transform, crs=CRS, nodata=255)
+
+
+def test_regions_writes_polygons_and_a_one_line_summary(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    change = write_change_map(tmp_path / "change.tif")
+    out = tmp_path / "regions.gpkg"
+    with caplog.at_level(logging.INFO, logger="cdtools"):
+        assert main(["regions", str(change), "--out", str(out)]) == 0
+    frame = gpd.read_file(out)
+    assert frame.crs == CRS and frame["id"].tolist() == [1, 2]
+    assert frame["area_m2"].tolist() == [225 - 1, 50 - 1]  # the opening cuts 4 corner pixels
+    assert frame.geometry.area.tolist() == pytest.approx(frame["area_m2"].tolist())
+    assert "2 change regions (273 m2 in all, threshold 0.50) written to" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["change.tif", "regions.gpkg"]
+    geojson = tmp_path / "big.geojson"
+    args = ["--threshold", "0.7", "--min-area", "100", "--closing", "0", "--opening", "0"]
+    assert main(["regions", str(change), "--out", str(geojson), *args]) == 0
+    frame = gpd.read_file(geojson)
+    assert frame.crs == CRS and frame["area_m2"].tolist() == [225.0]
+    assert frame["mean_prob"].tolist() == pytest.approx([0.8])
+
+
+def test_regions_keeps_an_existing_output_and_names_bad_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change = write_change_map(tmp_path / "change.tif")
+    out = tmp_path / "regions.geojson"
+    out.write_text("{}")
+    cases = {
+        (): f"{out} exists; pass --overwrite to replace it.",
+        ("--overwrite", "--classifier", "model"): "--classifier needs --before and --after",
+        ("--overwrite", "--before", str(change)): "--before and --after are read only with",
+    }
+    for extra, message in cases.items():
+        assert main(["regions", str(change), "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("cdtools: error: ") and message in err and "\n" not in err
+    assert out.read_text() == "{}"
+    assert main(["regions", str(change), "--out", str(tmp_path / "regions.shp")]) == 2
+    assert "must end in .gpkg or .geojson" in capsys.readouterr().err
+    assert main(["regions", str(change), "--out", str(out), "--overwrite"]) == 0
+    assert len(gpd.read_file(out)) == 2
+
+
+def test_regions_with_a_classifier_reads_patches_on_the_change_maps_grid(
+    pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The classifier path against cdtools.landcover's agreed interface, with a stand-in
+    module: the patches it gets must be the pair's pixels around each region."""
+    seen: dict[str, Any] = {}
+
+    class StandIn:
+        spec = types.SimpleNamespace(input_size=16)
+
+        @classmethod
+        def from_model(cls, path: Path) -> StandIn:
+            seen["model"] = path
+            return cls()
+
+    def classify_patches(patches: list[Any], classifier: StandIn) -> pd.DataFrame:
+        seen["patches"] = patches
+        bright = [bool(np.nanmean(p.after) > np.nanmean(p.before) + 50) for p in patches]
+        return pd.DataFrame(
+            {
+                "id": [p.id for p in patches],
+                "class_before": "AnnualCrop",
+                "confidence_before": 0.9,
+                "class_after": ["Industrial" if b else "AnnualCrop" for b in bright],
+                "confidence_after": 0.8,
+            }
+        )
+
+    monkeypatch.setattr(cdtools, "LandCoverClassifier", StandIn, raising=False)
+    monkeypatch.setattr(cdtools, "classify_patches", classify_patches, raising=False)
+    change = write_change_map(tmp_path / "change.tif")  # a window of the pair's grid
+    out = tmp_path / "regions.gpkg"
+    dates = ["--before", str(pair.before), "--after", str(pair.after)]
+    args = ["--classifier", str(tmp_path / "model"), *dates]  # patches of its input size
+    assert main(["regions", str(change), "--out", str(out), *args]) == 0
+    assert seen["model"] == tmp_path / "model"
+    frame = gpd.read_file(out)
+    assert frame["class_after"].tolist() == ["Industrial", "AnnualCrop"]
+    assert frame["confidence_before"].tolist() == [0.9, 0.9]
+    with rasterio.open(pair.before) as src:
+        before = src.read().astype(np.float32)
+    for patch in seen["patches"]:  # the map's window starts at row 10, column 20 of the pair
+        row, col = patch.row + 10, patch.col + 20
+        np.testing.assert_array_equal(patch.before, before[:, row : row + 16, col : col + 16])
+    shifted = write_change_map(tmp_path / "shifted.tif", offset=(10.5, 20))
+    assert main(["regions", str(shifted), "--out", str(tmp_path / "s.gpkg"), *args]) == 2

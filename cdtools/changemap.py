@@ -1,0 +1,119 @@
+"""Change maps: a change probability raster, from any of its forms, as an array in memory.
+
+:func:`read_change_map` takes what :func:`cdtools.predict_scene` returns (uint8 probability
+x 255, 255: no data), what ``ChangeDetector.predict`` returns (float in [0, 1], NaN: no
+data), a 0/1 change mask, or the GeoTIFF of any of them, and gives a :class:`ChangeMap`:
+float32 probability in [0, 1] with NaN where there is no data, its transform and CRS.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+
+from cdtools.errors import ParameterError
+from cdtools.raster import open_raster
+
+UINT8_NODATA = 255  # as cdtools.predict_scene writes it
+
+
+@dataclass(frozen=True)
+class ChangeMap:
+    """A change map in memory: probability in [0, 1] (NaN: no data) and its grid."""
+
+    prob: np.ndarray
+    transform: Affine
+    crs: CRS | None
+    threshold: float | None  # the one stored with the map, if any
+
+
+def read_change_map(prob: Any) -> ChangeMap:
+    """A change map (DataArray, array or GeoTIFF path) as probability in [0, 1], NaN: no data.
+
+    uint8 maps hold probability x 255 with 255 (or the map's nodata) as no data, or 0/1
+    when described as a change mask (``cdtools predict --mask``); float maps hold [0, 1]
+    with NaN as no data. An array without a grid is in pixel units.
+
+    Example:
+        >>> read_change_map("change.tif").prob.shape  # doctest: +SKIP
+        (1024, 1024)
+    """
+    if isinstance(prob, ChangeMap):
+        return prob
+    if isinstance(prob, str | os.PathLike):
+        with open_raster(Path(prob)) as src, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*no geotransform.*")
+            values, valid = src.read(1), src.read_masks(1) > 0
+            stored, mask = src.tags().get("threshold"), _is_mask(src.descriptions[0])
+            return ChangeMap(
+                _decode(values, valid, None, mask=mask), src.transform, src.crs,
+                float(stored) if stored is not None else None,
+            )  # fmt: skip
+    if isinstance(prob, np.ndarray):  # no grid: pixel units
+        nodata = UINT8_NODATA if prob.dtype == np.uint8 else None
+        return ChangeMap(_decode(prob, None, nodata), Affine.identity(), None, None)
+    import rioxarray  # noqa: F401 (registers the .rio accessor)
+
+    if "band" in prob.dims and prob.sizes["band"] == 1:
+        prob = prob.squeeze("band", drop=True)
+    if prob.ndim != 2:
+        raise ParameterError(
+            f"a change map has one band, got dims {dict(prob.sizes)}; pass one band (y, x)."
+        )
+    values, nodata = np.asarray(prob.values), prob.rio.nodata
+    if nodata is None and values.dtype == np.uint8:
+        nodata = UINT8_NODATA
+    values = _decode(values, None, nodata, mask=_is_mask(prob.attrs.get("long_name")))
+    stored = prob.attrs.get("threshold")
+    return ChangeMap(
+        values, transform_of(prob), prob.rio.crs, float(stored) if stored is not None else None
+    )
+
+
+def _is_mask(description: Any) -> bool:
+    """Whether a band is a 0/1 change mask (``cdtools predict --mask``), not probability x 255."""
+    return isinstance(description, str) and description.startswith("change mask")
+
+
+def _decode(
+    values: np.ndarray, valid: np.ndarray | None, nodata: float | None, *, mask: bool = False
+) -> np.ndarray:
+    """Probability in [0, 1] as float32, NaN where not ``valid`` or equal to ``nodata``."""
+    valid = np.ones(values.shape, dtype=bool) if valid is None else valid
+    if values.dtype == np.uint8:
+        if nodata is not None:
+            valid &= values != nodata
+        prob = values.astype(np.float32) / (1 if mask else 255)
+    elif np.issubdtype(values.dtype, np.floating) or values.dtype == bool:
+        prob = values.astype(np.float32)
+        valid &= np.isfinite(prob)
+        if nodata is not None and np.isfinite(nodata):
+            valid &= values != nodata
+        low, high = (prob[valid].min(), prob[valid].max()) if valid.any() else (0.0, 0.0)
+        if low < 0 or high > 1:
+            raise ParameterError(
+                f"change probabilities must lie in [0, 1], these span {low:g} to {high:g}; "
+                "a uint8 map read as float holds probability x 255: divide it by 255, or "
+                "pass the GeoTIFF's path."
+            )
+    else:
+        raise ParameterError(
+            f"a change map must be uint8 (probability x 255) or float in [0, 1], got "
+            f"{values.dtype}."
+        )
+    return np.where(valid, prob, np.float32(np.nan))
+
+
+def transform_of(data: Any) -> Affine:
+    """A DataArray's affine transform (``.rio``), or the identity when it has no x/y grid."""
+    try:
+        return data.rio.transform()
+    except Exception:  # no x/y coordinates: plain pixel grid
+        return Affine.identity()

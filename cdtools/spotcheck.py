@@ -1,0 +1,179 @@
+"""Spot checks: before and after patches around change regions, and a figure to look at them.
+
+:func:`grab_patches` reads only the windows it needs from a (possibly lazy, large) pair;
+:func:`visual_spot_check` draws before | change probability | after for the largest
+regions with each region outlined. Both take the table of
+:func:`cdtools.regions.predictions_to_regions` and are re-exported there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rasterio.transform import Affine
+
+from cdtools.errors import GridError, ParameterError
+
+BATCH = 32  # windows computed together from a lazy pair: each chunk is read once per batch
+
+
+@dataclass(frozen=True)
+class RegionPatch:
+    """Before and after ``(bands, size, size)`` float32 patches centred on one region.
+
+    ``row`` and ``col`` are the patch's top-left pixel on the pair's grid (negative, or
+    beyond the scene, at its borders: those pixels are NaN); ``centroid`` is the region's
+    centroid ``(x, y)`` in map coordinates. Values are in the pair's own units.
+    """
+
+    id: int
+    before: np.ndarray
+    after: np.ndarray
+    row: int
+    col: int
+    centroid: tuple[float, float]
+
+
+def grab_patches(pair: Any, regions: Any, *, size: int = 256) -> list[RegionPatch]:
+    """Before and after patches of ``size`` pixels centred on each region's centroid.
+
+    ``pair`` is a ``(time, band, y, x)`` DataArray from :func:`cdtools.load_pair` on the
+    change map's grid (a :class:`~cdtools.errors.GridError` says when it is not); only the
+    windows needed are read. Patches at the scene's borders are padded with NaN.
+
+    Example:
+        >>> patches = grab_patches(pair, regions.head(10), size=128)  # doctest: +SKIP
+        >>> patches[0].before.shape  # doctest: +SKIP
+        (3, 128, 128)
+    """
+    if size < 1:
+        raise ParameterError(f"size must be a positive number of pixels, got {size}.")
+    if tuple(pair.dims) != ("time", "band", "y", "x") or pair.sizes["time"] != 2:
+        raise ParameterError(
+            f"pair must be a (time=2, band, y, x) DataArray from load_pair, got {dict(pair.sizes)}."
+        )
+    from cdtools.changemap import transform_of
+
+    check_grid(regions.attrs, (pair.sizes["y"], pair.sizes["x"]), transform_of(pair), "pair")
+    corners = [_corner(r, c, size) for r, c in zip(regions["row"], regions["col"], strict=True)]
+    patches = _windows(pair.data, corners, size)
+    return [
+        RegionPatch(int(i), patch[0], patch[1], r0, c0, (float(x), float(y)))
+        for i, x, y, (r0, c0), patch in zip(
+            regions["id"], regions["centroid_x"], regions["centroid_y"], corners, patches,
+            strict=True,
+        )
+    ]  # fmt: skip
+
+
+def visual_spot_check(
+    pair: Any,
+    prob: Any,
+    regions: Any,
+    *,
+    n: int = 4,
+    size: int = 256,
+    rgb: Sequence[int] = (0, 1, 2),
+) -> Any:
+    """A figure with a row per region, largest first: before | change probability | after.
+
+    The region (as :func:`~cdtools.regions.predictions_to_regions` found it, with the
+    options stored in ``regions.attrs``) is outlined in cyan on all three. ``prob`` is the
+    change map the regions came from; pass it computed (or as a path), not as a lazy
+    ``predict_scene`` result, which would predict the scene again.
+
+    Example:
+        >>> fig = visual_spot_check(pair, "change.tif", regions, n=4)  # doctest: +SKIP
+        >>> fig.savefig("spot_check.png")  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    from cdtools.changemap import read_change_map
+    from cdtools.plots import stretch_limits, to_rgb
+    from cdtools.regions import label_regions
+
+    area = "area_m2" if regions.attrs.get("units", "m2") == "m2" else "area_px"
+    top = regions.sort_values([area, "id"], ascending=[False, True], kind="stable").head(n)
+    if top.empty:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.text(0.5, 0.5, "no change regions", ha="center", va="center")
+        ax.set_axis_off()
+        plt.close(fig)
+        return fig
+    change = read_change_map(prob)
+    check_grid(regions.attrs, change.prob.shape, change.transform, "change map")
+    patches = grab_patches(pair, top, size=size)
+    labels = label_regions(change, regions.attrs)
+    corners = [(p.row, p.col) for p in patches]
+    probs = _windows(change.prob, corners, size)
+    ids = _windows(labels.astype(np.float32), corners, size)
+    fig, axes = plt.subplots(len(top), 3, figsize=(9, 3 * len(top)), squeeze=False)
+    unit = "m²" if area == "area_m2" else "px"
+    colours = plt.get_cmap("magma").with_extremes(bad="black")  # no data: black, as the images
+    for ax, patch, near, found, extent in zip(axes, patches, probs, ids, top[area], strict=True):
+        picked = [b if b < patch.before.shape[0] else 0 for b in rgb]
+        both = np.concatenate([patch.before[picked], patch.after[picked]], axis=2)
+        inside = both[:, np.isfinite(both).all(axis=0)][:, None, :]  # limits from real pixels
+        limits = stretch_limits([inside]) if inside.size else None
+        for column, image in ((0, patch.before), (2, patch.after)):
+            ax[column].imshow(np.nan_to_num(to_rgb(image, rgb=rgb, limits=limits)))
+        ax[1].imshow(near, cmap=colours, vmin=0, vmax=1)
+        for a in ax:
+            a.contour(found == patch.id, levels=[0.5], colors="cyan", linewidths=0.8)
+            a.set_axis_off()
+        ax[0].set_title(f"region {patch.id} ({extent:,.0f} {unit}): before", fontsize=9)
+        ax[1].set_title("change probability", fontsize=9)
+        ax[2].set_title("after", fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def check_grid(attrs: dict[str, Any], shape: tuple[int, ...], transform: Affine, what: str) -> None:
+    """Raise a GridError unless ``shape`` and ``transform`` are the regions' grid."""
+    if "shape" not in attrs or "transform" not in attrs:
+        return  # a table made by hand: trust it
+    size = abs(transform.a) or 1.0
+    same = tuple(attrs["shape"]) == tuple(shape) and np.allclose(
+        attrs["transform"], tuple(transform)[:6], rtol=0, atol=1e-6 * size
+    )
+    if not same:
+        raise GridError(
+            f"the {what} ({shape[0]} x {shape[1]} pixels, transform {tuple(transform)[:6]}) is "
+            f"not on the regions' grid ({attrs['shape'][0]} x {attrs['shape'][1]} pixels, "
+            f"transform {attrs['transform']}); load it on the change map's grid (load_pair "
+            "with the grid= and resolution= the map was predicted with)."
+        )
+
+
+def _corner(row: float, col: float, size: int) -> tuple[int, int]:
+    """Top-left pixel of the ``size`` window whose centre is nearest ``(row, col)``."""
+    return int(np.floor(row - (size - 1) / 2 + 0.5)), int(np.floor(col - (size - 1) / 2 + 0.5))
+
+
+def _windows(data: Any, corners: list[tuple[int, int]], size: int) -> list[np.ndarray]:
+    """``size`` x ``size`` float32 windows of the last two axes of ``data``, NaN outside.
+
+    Windows of a dask array are computed :data:`BATCH` at a time, so each chunk they
+    share is read once per batch.
+    """
+    height, width = data.shape[-2:]
+    lazy, places = [], []
+    for r0, c0 in corners:
+        top, left = min(max(r0, 0), height), min(max(c0, 0), width)
+        bottom, right = max(min(r0 + size, height), top), max(min(c0 + size, width), left)
+        lazy.append(data[..., top:bottom, left:right])
+        places.append((slice(top - r0, bottom - r0), slice(left - c0, right - c0)))
+    if lazy and hasattr(lazy[0], "dask"):
+        import dask
+
+        lazy = [w for k in range(0, len(lazy), BATCH) for w in dask.compute(*lazy[k : k + BATCH])]
+    out = []
+    for window, (rows, cols) in zip(lazy, places, strict=True):
+        patch = np.full((*data.shape[:-2], size, size), np.nan, dtype=np.float32)
+        patch[..., rows, cols] = np.asarray(window)
+        out.append(patch)
+    return out
