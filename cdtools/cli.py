@@ -233,6 +233,8 @@ def _predict(args: argparse.Namespace) -> None:
         )  # fmt: skip
         if args.mask:
             change = threshold_change(change, model.spec.threshold)
+        else:  # a tag of the file, the default threshold of `cdtools regions`
+            change = change.assign_attrs(threshold=model.spec.threshold)
         write_raster(change, out, overwrite=args.overwrite, progress=not args.no_progress)
     what = "change mask (0/1" if args.mask else "change probability (x 255"
     log.info(

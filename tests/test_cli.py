@@ -226,6 +226,19 @@ def test_regions_writes_polygons_and_a_one_line_summary(
     assert frame["mean_prob"].tolist() == pytest.approx([0.8])
 
 
+def test_regions_of_a_predicted_map_use_the_models_threshold(
+    reference: tuple[Path, np.ndarray], model: Path, tmp_path: Path
+) -> None:
+    threshold = json.loads((model / "model.json").read_text())["threshold"]
+    with rasterio.open(reference[0]) as src:
+        assert float(src.tags()["threshold"]) == threshold  # written by `cdtools predict`
+    out = tmp_path / "regions.geojson"
+    assert main(["regions", str(reference[0]), "--out", str(out)]) == 0
+    frame = gpd.read_file(out)
+    assert len(frame) > 0 and frame.crs == CRS and (frame["area_m2"] >= 20).all()
+    assert (frame["max_prob"] > threshold).all()
+
+
 def test_regions_keeps_an_existing_output_and_names_bad_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
