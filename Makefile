@@ -42,6 +42,7 @@ bench: $(INSTALLED)
 	$(PY) benchmarks/accuracy_sample.py
 	$(PY) benchmarks/accuracy_airchange.py
 	$(PY) benchmarks/scene_speed.py
+	$(PY) benchmarks/transitions_sample.py
 
 clean:
 	rm -rf outputs notebooks/outputs .pytest_cache

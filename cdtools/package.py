@@ -11,7 +11,7 @@ import json
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -22,6 +22,7 @@ from cdtools.raster import PathLike, atomic_path
 
 FORMAT = "cdtools-change-model"
 FORMAT_VERSION = 1
+CLASSIFIER_FORMAT = "cdtools-landcover-model"
 WEIGHTS, SPEC = "model.safetensors", "model.json"
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".pth", ".pt", ".ckpt", ".bin", ".joblib", ".npy"}
 PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
@@ -29,6 +30,12 @@ PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 class PackageError(CdtoolsError):
     """A model package is missing, malformed or unsafe."""
+
+
+class PackageSpec(Protocol):
+    """What a package's model.json is read into and written from (ModelSpec, ClassifierSpec)."""
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -61,8 +68,13 @@ class ModelSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelSpec:
         if data.get("format") != FORMAT:
+            hint = (
+                "; load land-cover classifiers with LandCoverClassifier.from_model"
+                if data.get("format") == CLASSIFIER_FORMAT
+                else ""
+            )
             raise PackageError(
-                f"model.json is not a cdtools change model (format={data.get('format')!r})."
+                f"model.json is not a cdtools change model (format={data.get('format')!r}){hint}."
             )
         if data.get("format_version", 0) > FORMAT_VERSION:
             raise PackageError(
@@ -80,9 +92,62 @@ class ModelSpec:
         return cls(**values)
 
 
+@dataclass
+class ClassifierSpec:
+    """Everything needed to rebuild a land-cover classifier and use it, stored as model.json."""
+
+    backbone: str
+    classes: tuple[str, ...]
+    colours: tuple[str, ...]
+    bands: tuple[str, ...]
+    input_size: int
+    stats: NormStats
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def in_channels(self) -> int:
+        """Bands the classifier takes."""
+        return len(self.bands)
+
+    def to_json(self) -> dict[str, Any]:
+        spec = asdict(self)
+        spec["stats"] = asdict(self.stats)
+        return {
+            "format": CLASSIFIER_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "cdtools_version": __version__,
+            **spec,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClassifierSpec:
+        if data.get("format") != CLASSIFIER_FORMAT:
+            hint = (
+                "; load change models with ChangeDetector.from_model"
+                if data.get("format") == FORMAT
+                else ""
+            )
+            raise PackageError(
+                f"model.json is not a cdtools land-cover classifier "
+                f"(format={data.get('format')!r}){hint}."
+            )
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise PackageError(
+                f"this classifier has format {data['format_version']}, newer than this cdtools "
+                f"reads ({FORMAT_VERSION}); upgrade cdtools."
+            )
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        stats = data["stats"]
+        values["stats"] = NormStats(tuple(stats["mean"]), tuple(stats["std"]), stats["source"])
+        for key in ("classes", "colours", "bands"):
+            values[key] = tuple(values[key])
+        return cls(**values)
+
+
 def write_package(
     folder: PathLike,
-    spec: ModelSpec,
+    spec: PackageSpec,
     state: dict[str, torch.Tensor],
     *,
     zip_too: bool = False,
@@ -109,8 +174,14 @@ def write_package(
     return folder
 
 
-def read_package(path: PathLike) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
-    """Read a package folder, .zip or model.json path, refusing anything unsafe."""
+def read_package(
+    path: PathLike, *, spec_class: Any = ModelSpec
+) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Read a package folder, .zip or model.json path, refusing anything unsafe.
+
+    ``spec_class`` reads model.json (its ``from_json``): :class:`ModelSpec` for change
+    models, :class:`ClassifierSpec` for land-cover classifiers.
+    """
     path = Path(path)
     if not path.exists():
         raise PackageError(f"{path} does not exist; pass a model folder, its .zip or model.json.")
@@ -125,18 +196,25 @@ def read_package(path: PathLike) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
         if PurePosixPath(name).suffix.lower() in PICKLE_SUFFIXES or looks_pickled:
             raise PackageError(
                 f"{path.name} contains {name}, a pickle; cdtools never unpickles model files "
-                "(they can run code). Re-save the model with ChangeDetector.save."
+                "(they can run code). Re-save the model with cdtools (ChangeDetector.save or "
+                "LandCoverClassifier.save)."
             )
     names = {PurePosixPath(n).name: n for n in files}
     if SPEC not in names or WEIGHTS not in names:
         raise PackageError(f"{path} is not a cdtools model package: it needs {SPEC} and {WEIGHTS}.")
     try:
-        spec = ModelSpec.from_json(json.loads(files[names[SPEC]]))
+        spec = spec_class.from_json(json.loads(files[names[SPEC]]))
     except (ValueError, KeyError, TypeError) as err:
         raise PackageError(f"{path}'s {SPEC} is malformed ({err}).") from None
     from safetensors.torch import load
 
-    return spec, load(files[names[WEIGHTS]])
+    try:
+        return spec, load(files[names[WEIGHTS]])
+    except Exception as err:  # safetensors raises its own error types for broken files
+        raise PackageError(
+            f"{path}'s {WEIGHTS} is not a safetensors file ({type(err).__name__}); "
+            "re-save the model with cdtools."
+        ) from None
 
 
 def _folder_members(path: Path) -> dict[str, bytes]:

@@ -141,3 +141,50 @@ def _load_state(encoder: nn.Module, file: Path) -> None:
             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})."
         )
     log.info("loaded backbone weights from %s", file)
+
+
+# torchvision ResNet children kept in fastai's body (vision_learner's cut=-2), by index.
+_FASTAI_BODY = {
+    "conv1": "0",
+    "bn1": "1",
+    "layer1": "4",
+    "layer2": "5",
+    "layer3": "6",
+    "layer4": "7",
+}
+
+
+def load_resnet_body(body: nn.Module, backbone: str, *, pretrained: Pretrained = "auto") -> str:
+    """Load ImageNet (or file) weights into the body of a fastai ``vision_learner`` ResNet.
+
+    The weights are found, checked and, when missing, warned about exactly as for the
+    change models (:func:`make_encoder`); smp's ResNet encoders are torchvision ResNets,
+    so their layers map onto fastai's body by name.
+
+    Args:
+        body: ``learn.model[0]`` of a ``vision_learner`` on a torchvision ResNet (3 bands).
+        backbone: "resnet18", "resnet34", "resnet50", ...
+        pretrained: "auto", True, False or a weight file (see :func:`make_encoder`).
+
+    Returns:
+        Where the weights came from: "imagenet:<file>", "file:<name>" or "random".
+
+    Example:
+        >>> from torchvision.models import resnet18
+        >>> body = nn.Sequential(*list(resnet18().children())[:-2])
+        >>> load_resnet_body(body, "resnet18", pretrained=False)
+        'random'
+    """
+    if pretrained is False:
+        return "random"
+    encoder, source = make_encoder(backbone, 3, pretrained=pretrained)
+    if source == "random":
+        return source
+    state = {}
+    for key, value in encoder.state_dict().items():
+        head, _, rest = key.partition(".")
+        if head in _FASTAI_BODY:
+            state[f"{_FASTAI_BODY[head]}.{rest}"] = value
+    body.load_state_dict(state)
+    log.info("fastai %s body weights from %s", backbone, source)
+    return source

@@ -4,8 +4,10 @@ Everything is made from a seed, offline, in seconds: :func:`make_scene_pair` wri
 georeferenced before/after pair near Austin, Texas (EPSG:32614, 0.5 m pixels) with
 change polygons, a change mask and land-cover maps; :func:`reproject_to_tiles` turns a
 date into tiles in another CRS and resolution, as real deliveries come;
-:func:`make_landcover_patches` writes EuroSAT-like patches rendered the same way;
-:func:`sample_detector` is a change detector trained on the sample world once and cached.
+:func:`make_landcover_patches` writes EuroSAT-like patches rendered the same way and
+:func:`make_scene_patches` patches cut from scenes, labelled by their centre's land cover;
+:func:`sample_detector` is a change detector trained on the sample world once and cached,
+:func:`sample_landcover_classifier` a land-cover classifier trained on the patches.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from cdtools.synthetic.changes import CHANGE_KINDS
 from cdtools.synthetic.landcover import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.synthetic.patches import make_landcover_patches
 from cdtools.synthetic.scene import SampleWorld, make_scene_pair
+from cdtools.synthetic.scene_patches import make_scene_patches
 from cdtools.synthetic.tiles import reproject_to_tiles
-from cdtools.synthetic.trained import sample_detector
+from cdtools.synthetic.trained import sample_detector, sample_landcover_classifier
 
 __all__ = [
     "CHANGE_KINDS",
@@ -24,6 +27,8 @@ __all__ = [
     "SampleWorld",
     "make_landcover_patches",
     "make_scene_pair",
+    "make_scene_patches",
     "reproject_to_tiles",
     "sample_detector",
+    "sample_landcover_classifier",
 ]

@@ -1,0 +1,366 @@
+"""LandCoverClassifier: which EuroSAT class a patch shows, as a fastai Learner facade.
+
+Train with ``lr_find`` and ``fit`` on DataLoaders from
+:func:`cdtools.landcover_data.prepare_landcover_data`, look with ``show_results``, score
+with ``confusion_matrix`` and ``per_class_accuracy``, keep it with ``save`` /
+``from_model`` (safetensors + JSON, like the change model), use it with ``predict``.
+The network is fastai's ``vision_learner`` on a torchvision ResNet; ImageNet weights
+come the way the change model's do (:func:`cdtools.models.backbone.make_encoder`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cdtools.errors import CdtoolsError, GridError, ParameterError
+from cdtools.landcover_data import LandCoverDataLoaders, image_grid, prepare_landcover_data
+from cdtools.models.backbone import Pretrained, load_resnet_body
+from cdtools.package import ClassifierSpec, PackageError, read_package, write_package
+from cdtools.raster import PathLike
+
+with warnings.catch_warnings():
+    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates. The
+    # callback modules are imported for what they add to Learner: the progress bar and
+    # results table, fit_one_cycle, fine_tune and lr_find.
+    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
+    import fastai.callback.progress
+    import fastai.callback.schedule  # noqa: F401
+    from fastai.learner import Learner
+    from fastai.losses import CrossEntropyLossFlat
+    from fastai.metrics import accuracy
+    from fastai.vision.learner import create_vision_model, model_meta, vision_learner
+
+__all__ = ["ClassifierSpec", "LandCoverClassifier", "prepare_landcover_data"]
+
+log = logging.getLogger(__name__)
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+class LandCoverClassifier:
+    """A land-cover patch classifier (EuroSAT classes) with everything to train and use it.
+
+    Args:
+        data: DataLoaders from :func:`prepare_landcover_data` (None only via ``from_model``).
+        backbone: a torchvision ResNet: "resnet18", "resnet34", "resnet50", ...
+        pretrained: "auto" (ImageNet weights from the manifest or the torch cache, else a
+            warning and random initialisation), True (ImageNet or an error), False, or a
+            weight file; see :func:`cdtools.models.backbone.make_encoder`.
+
+    With pretrained weights the backbone starts frozen (``unfreeze()`` after a few epochs,
+    or ``fine_tune``). New layers are initialised from torch's global generator: call
+    ``torch.manual_seed`` first for the same model on every run.
+
+    Example:
+        >>> dls = prepare_landcover_data("patches")  # doctest: +SKIP
+        >>> classifier = LandCoverClassifier(dls, pretrained=False)  # doctest: +SKIP
+        >>> classifier.fit(3, 1e-3)  # doctest: +SKIP
+        >>> classifier.per_class_accuracy()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        data: LandCoverDataLoaders,
+        *,
+        backbone: str = "resnet18",
+        pretrained: Pretrained = "auto",
+    ) -> None:
+        spec = ClassifierSpec(
+            backbone=_check_backbone(backbone),
+            classes=data.classes,
+            colours=data.colours,
+            bands=data.bands,
+            input_size=data.size,
+            stats=data.stats,
+        )
+        learn = vision_learner(
+            data,
+            _arch(backbone),
+            normalize=False,  # the DataLoaders normalise with their own statistics
+            n_out=len(spec.classes),
+            pretrained=False,  # ImageNet weights come from cdtools' manifest, below
+            loss_func=CrossEntropyLossFlat(),
+            metrics=accuracy,
+            path=data.path,
+            model_dir="models",
+        )
+        spec.training["weights"] = load_resnet_body(learn.model[0], backbone, pretrained=pretrained)
+        self.spec, self.model, self.data, self.learn = spec, learn.model, data, learn
+        if spec.training["weights"] != "random":
+            learn.freeze()
+
+    def _setup(self, spec: ClassifierSpec, model: torch.nn.Module, data: Any) -> None:
+        self.spec, self.model, self.data = spec, model, data
+        self.learn: Learner | None = None
+        if data is None:
+            return
+        if tuple(data.classes) != spec.classes or data.size != spec.input_size:
+            raise ParameterError(
+                f"the data has classes {list(data.classes)} at {data.size} px but the classifier "
+                f"{list(spec.classes)} at {spec.input_size} px; prepare the data to match."
+            )
+        if data.stats.mean != spec.stats.mean or data.stats.std != spec.stats.std:
+            raise ParameterError(
+                "the data are normalised with other statistics than the classifier's; prepare "
+                "them with prepare_landcover_data(..., stats=classifier.spec.stats)."
+            )
+        self.learn = Learner(
+            data,
+            model,
+            loss_func=CrossEntropyLossFlat(),
+            metrics=accuracy,
+            splitter=model_meta[_arch(spec.backbone)]["split"],
+            path=data.path,
+            model_dir="models",
+        )
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names, in the order of the model's outputs."""
+        return self.spec.classes
+
+    @property
+    def colours(self) -> tuple[str, ...]:
+        """One hex colour per class."""
+        return self.spec.colours
+
+    # ----------------------------------------------------------------- training
+    def _learner(self) -> Learner:
+        if self.learn is None:
+            raise CdtoolsError(
+                "this classifier has no training data; rebuild it with LandCoverClassifier."
+                "from_model(path, data=prepare_landcover_data(...))."
+            )
+        return self.learn
+
+    def lr_find(self, *, show: bool = True, num_it: int = 100) -> float:
+        """Run fastai's learning-rate finder; plots the curve and returns the suggestion."""
+        suggestion = self._learner().lr_find(num_it=num_it, show_plot=show)
+        self._lr = float(suggestion.valley)
+        return self._lr
+
+    def fit(self, epochs: int, lr: float | None = None, *, one_cycle: bool = True) -> None:
+        """Train, printing train/valid loss and validation accuracy per epoch.
+
+        Args:
+            epochs: passes over the training patches.
+            lr: learning rate; default the last ``lr_find`` suggestion (running it if needed).
+            one_cycle: the one-cycle schedule (else a constant rate).
+        """
+        learn = self._learner()
+        if epochs < 1:
+            raise ParameterError(f"epochs must be at least 1, got {epochs}.")
+        lr = lr or getattr(self, "_lr", None) or self.lr_find(show=False)
+        if one_cycle:
+            learn.fit_one_cycle(epochs, lr)
+        else:
+            learn.fit(epochs, lr)
+        self._record_fit(epochs, lr)
+
+    def fine_tune(self, epochs: int, lr: float = 2e-3, *, freeze_epochs: int = 1) -> None:
+        """fastai's recipe for pretrained backbones: the head alone first, then everything."""
+        self._learner().fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
+        self._record_fit(epochs + freeze_epochs, lr)
+
+    def _record_fit(self, epochs: int, lr: float) -> None:
+        data, training = self.data, self.spec.training
+        training.update(
+            source=Path(data.path).name,
+            train_patches=len(data.train_ds),
+            valid_patches=len(data.valid_ds),
+            last_fit={"epochs": epochs, "lr": lr},
+            epochs_total=training.get("epochs_total", 0) + epochs,
+        )
+        self.spec.metrics = {}
+
+    def freeze(self) -> None:
+        """Train only the layers after the backbone."""
+        self._learner().freeze()
+
+    def unfreeze(self) -> None:
+        """Train the backbone too."""
+        self._learner().unfreeze()
+
+    # --------------------------------------------------------------- evaluation
+    def _validation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """True classes, predicted probabilities and 0-255 images of the validation patches."""
+        learn = self._learner()
+        self.model.eval()
+        targets, probs, images = [], [], []
+        with torch.inference_mode():
+            for x, y in learn.dls.valid:
+                probs.append(torch.softmax(self.model(x).float(), 1).cpu().numpy())
+                targets.append(y.cpu().numpy())
+                images.append(self.spec.stats.denormalise(x.cpu().numpy()))
+        if not targets:
+            raise CdtoolsError("the validation set is empty; prepare the data with valid_pct > 0.")
+        return (
+            np.concatenate(targets),
+            np.concatenate(probs),
+            np.concatenate(images),
+        )
+
+    def confusion_matrix(self) -> Any:
+        """Counts of validation patches: rows the true class, columns the predicted class."""
+        import pandas as pd
+
+        truth, probs, _ = self._validation()
+        n = len(self.classes)
+        counts = np.bincount(truth * n + probs.argmax(1), minlength=n * n).reshape(n, n)
+        return pd.DataFrame(
+            counts,
+            index=pd.Index(self.classes, name="true"),
+            columns=pd.Index(self.classes, name="predicted"),
+        )
+
+    def per_class_accuracy(self) -> Any:
+        """Per class: accuracy (share of its validation patches recognised), precision, support.
+
+        Also kept in the classifier's metrics, which ``save`` writes to model.json.
+        """
+        import pandas as pd
+
+        counts = self.confusion_matrix().to_numpy()
+        hits, support, predicted = np.diag(counts), counts.sum(1), counts.sum(0)
+        table = pd.DataFrame(
+            {
+                "accuracy": hits / np.maximum(support, 1),
+                "precision": hits / np.maximum(predicted, 1),
+                "support": support,
+            },
+            index=pd.Index(self.classes, name="class"),
+        )
+        self.spec.metrics = {
+            "accuracy": float(hits.sum() / max(counts.sum(), 1)),
+            "per_class_accuracy": {k: round(float(v), 4) for k, v in table["accuracy"].items()},
+            "valid_patches": int(counts.sum()),
+        }
+        return table
+
+    def accuracy(self) -> float:
+        """Share of validation patches classified correctly."""
+        self.per_class_accuracy()
+        return self.spec.metrics["accuracy"]
+
+    def show_results(self, n: int = 8, *, columns: int = 4) -> Any:
+        """Validation patches titled "predicted (confidence)", green when right, red when wrong."""
+        truth, probs, images = self._validation()
+        n = min(n, len(truth))
+        guess = probs.argmax(1)
+        titles = [
+            f"{self.classes[guess[i]]} ({probs[i, guess[i]]:.2f})\ntrue: {self.classes[truth[i]]}"
+            for i in range(n)
+        ]
+        colours = ["tab:green" if guess[i] == truth[i] else "tab:red" for i in range(n)]
+        return image_grid(images[:n], titles, colours=colours, columns=columns)
+
+    # ------------------------------------------------------------------ package
+    def save(self, name_or_path: PathLike, *, zip: bool = False, overwrite: bool = False) -> Path:
+        """Write a model package (folder with model.safetensors and model.json; .zip if asked).
+
+        A bare name goes to ``<patches folder>/models/<name>``, as arcgis.learn does.
+        """
+        path = Path(name_or_path)
+        if len(path.parts) == 1 and self.data is not None:
+            path = Path(self.data.path) / "models" / path
+        if self.learn is not None and not self.spec.metrics:
+            self.per_class_accuracy()
+        return write_package(
+            path, self.spec, self.model.state_dict(), zip_too=zip, overwrite=overwrite
+        )
+
+    @classmethod
+    def from_model(
+        cls, path: PathLike, data: LandCoverDataLoaders | None = None
+    ) -> LandCoverClassifier:
+        """Rebuild a classifier from a package (folder, .zip or model.json); never unpickles."""
+        spec, state = read_package(path, spec_class=ClassifierSpec)
+        if spec.backbone not in BACKBONES:
+            raise PackageError(
+                f"{path} holds a {spec.backbone!r} classifier; this cdtools knows {BACKBONES}."
+            )
+        model = create_vision_model(_arch(spec.backbone), len(spec.classes), pretrained=False)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            summary = str(err).splitlines()[0]
+            raise PackageError(f"{path}'s weights do not fit its model.json ({summary}).") from None
+        model.eval()
+        classifier = cls.__new__(cls)
+        classifier._setup(spec, model, data)
+        return classifier
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self, images: np.ndarray, *, batch_size: int = 64, tta: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Classes and probabilities of a batch of patches.
+
+        Args:
+            images: ``(n, bands, h, w)`` (or one ``(bands, h, w)``) in raw 0-255 units,
+                resized to the classifier's input size; NaN (no data) enters the network
+                as the band's mean.
+            batch_size: patches per forward pass.
+            tta: average the probabilities over the 8 flips and quarter turns of each
+                patch (top-down imagery has no "up"); 8 times slower, a little surer.
+
+        Returns:
+            ``(indices, probabilities)``: ``(n,)`` int64 class indices into ``classes``
+            and ``(n, classes)`` float32 probabilities.
+
+        Example:
+            >>> index, prob = classifier.predict(np.full((1, 3, 64, 64), 90.0))  # doctest: +SKIP
+            >>> classifier.classes[index[0]], round(float(prob[0].max()), 2)  # doctest: +SKIP
+            ('Forest', 0.97)
+        """
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[1] != self.spec.in_channels:
+            raise GridError(
+                f"patches of shape {images.shape} do not fit the classifier, which takes "
+                f"(n, {self.spec.in_channels}, h, w) with bands {list(self.spec.bands)}; "
+                "pick those bands of the imagery."
+            )
+        size = self.spec.input_size
+        device = next(self.model.parameters()).device
+        self.model.eval()
+        probs = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                # NormStats broadcasts over the leading batch axis; NaN becomes the mean (0).
+                x = np.nan_to_num(self.spec.stats.normalise(images[start : start + batch_size]))
+                batch = torch.from_numpy(x).to(device)
+                if batch.shape[-2:] != (size, size):
+                    batch = torch.nn.functional.interpolate(
+                        batch, size=(size, size), mode="bilinear", antialias=True
+                    )
+                views = _dihedral_views(batch) if tta else [batch]
+                prob = sum(torch.softmax(self.model(v).float(), 1) for v in views) / len(views)
+                probs.append(prob.cpu().numpy())
+        prob = np.concatenate(probs) if probs else np.zeros((0, len(self.classes)), np.float32)
+        return prob.argmax(1).astype(np.int64), prob.astype(np.float32)
+
+
+def _dihedral_views(batch: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 flips and quarter turns of a ``(b, c, h, w)`` batch."""
+    turns = [torch.rot90(batch, k, dims=(2, 3)) for k in range(4)]
+    return turns + [t.flip(3) for t in turns]
+
+
+def _check_backbone(backbone: str) -> str:
+    if backbone not in BACKBONES:
+        raise ParameterError(f"backbone must be one of {BACKBONES}, got {backbone!r}.")
+    return backbone
+
+
+def _arch(backbone: str) -> Any:
+    from torchvision import models
+
+    return getattr(models, _check_backbone(backbone))
