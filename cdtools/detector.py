@@ -35,7 +35,7 @@ from cdtools.metrics import (
 )
 from cdtools.models import ARCHITECTURES, to_probability
 from cdtools.models.backbone import Pretrained
-from cdtools.package import ModelSpec, PackageError, read_package, write_package
+from cdtools.package import ModelSpec, PackageError, package_folder, read_package, write_package
 from cdtools.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
 from cdtools.tiling import predict_tiled
 
@@ -277,9 +277,7 @@ class ChangeDetector:
 
         A bare name goes to ``<chips folder>/models/<name>``, as arcgis.learn does.
         """
-        path = Path(name_or_path)
-        if len(path.parts) == 1 and self.data is not None:
-            path = Path(self.data.path) / "models" / path
+        path = package_folder(name_or_path, self.data.path if self.data is not None else None)
         if self.data is not None and not self.spec.metrics:
             self.precision_recall_score()
         return write_package(

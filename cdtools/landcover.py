@@ -21,7 +21,13 @@ import torch
 from cdtools.errors import CdtoolsError, GridError, ParameterError
 from cdtools.landcover_data import LandCoverDataLoaders, image_grid, prepare_landcover_data
 from cdtools.models.backbone import Pretrained, load_resnet_body
-from cdtools.package import ClassifierSpec, PackageError, read_package, write_package
+from cdtools.package import (
+    ClassifierSpec,
+    PackageError,
+    package_folder,
+    read_package,
+    write_package,
+)
 from cdtools.raster import PathLike
 
 with warnings.catch_warnings():
@@ -266,9 +272,7 @@ class LandCoverClassifier:
 
         A bare name goes to ``<patches folder>/models/<name>``, as arcgis.learn does.
         """
-        path = Path(name_or_path)
-        if len(path.parts) == 1 and self.data is not None:
-            path = Path(self.data.path) / "models" / path
+        path = package_folder(name_or_path, self.data.path if self.data is not None else None)
         if self.learn is not None and not self.spec.metrics:
             self.per_class_accuracy()
         return write_package(

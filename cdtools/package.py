@@ -145,6 +145,15 @@ class ClassifierSpec:
         return cls(**values)
 
 
+def package_folder(name_or_path: PathLike, data_path: PathLike | None) -> Path:
+    """Where ``save`` writes: a bare name goes to ``<data folder>/models/<name>``, as
+    arcgis.learn does; anything else is used as given."""
+    path = Path(name_or_path)
+    if len(path.parts) == 1 and data_path is not None:
+        return Path(data_path) / "models" / path
+    return path
+
+
 def write_package(
     folder: PathLike,
     spec: PackageSpec,
