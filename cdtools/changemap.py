@@ -4,6 +4,8 @@
 x 255, 255: no data), what ``ChangeDetector.predict`` returns (float in [0, 1], NaN: no
 data), a 0/1 change mask, or the GeoTIFF of any of them, and gives a :class:`ChangeMap`:
 float32 probability in [0, 1] with NaN where there is no data, its transform and CRS.
+:func:`threshold_change` turns a lazy change map into a 0/1 mask, and :func:`pair_on_grid`
+finds the two dates on a change map's own grid.
 """
 
 from __future__ import annotations
@@ -117,3 +119,54 @@ def transform_of(data: Any) -> Affine:
         return data.rio.transform()
     except Exception:  # no x/y coordinates: plain pixel grid
         return Affine.identity()
+
+
+def threshold_change(change: Any, threshold: float) -> Any:
+    """0/1 change mask of :func:`cdtools.predict_scene`'s uint8 result, lazily; 255 stays 255.
+
+    A pixel is change where its probability (value / 255) is above ``threshold``.
+    """
+
+    def block(values: np.ndarray) -> np.ndarray:
+        mask = (values.astype(np.float32) / 255 > threshold).astype(np.uint8)
+        return np.where(values == UINT8_NODATA, np.uint8(UINT8_NODATA), mask)
+
+    data = change.data.map_blocks(block, dtype=np.uint8, token="cdtools-threshold")
+    attrs = {**change.attrs, "long_name": "change mask (0/1, 255: no data)"}
+    attrs["threshold"] = threshold
+    return change.copy(data=data).assign_attrs(attrs)
+
+
+def pair_on_grid(before: Any, after: Any, change: Any) -> Any:
+    """The pair of ``before`` and ``after`` on the grid of a change map (a RasterInfo).
+
+    A change map from ``cdtools predict`` (or ``predict_scene``) is on one of the grids
+    :func:`cdtools.load_pair` makes from its dates; each is tried (intersection first,
+    the default of ``cdtools predict``) at the map's resolution, and the first that holds
+    the map's grid as a whole-pixel window is cropped to it. So the patches are read
+    exactly as the model saw them, with no second resampling; a map on another grid is a
+    :class:`~cdtools.errors.GridError`.
+    """
+    from cdtools.errors import GridError
+    from cdtools.pair import grid_offset, load_pair
+
+    if change.crs is None:
+        raise GridError(
+            f"{change.path.name} has no CRS; --classifier needs the georeferenced change map "
+            "that `cdtools predict` wrote from these dates."
+        )
+    t = change.transform
+    for grid in ("intersection", "before", "after", "union"):
+        pair = load_pair(before, after, grid=grid, resolution=abs(t.a))
+        offset = grid_offset(change.crs, t, pair.rio.crs, pair.rio.transform())
+        if offset is None or min(offset) < 0:
+            continue
+        row, col = offset
+        if row + change.height > pair.sizes["y"] or col + change.width > pair.sizes["x"]:
+            continue
+        return pair.isel(y=slice(row, row + change.height), x=slice(col, col + change.width))
+    raise GridError(
+        f"{change.path.name} ({change.crs}, {change.width} x {change.height} pixels of "
+        f"{abs(t.a):g}) is on none of the grids load_pair makes from --before and --after; "
+        "pass the dates the map was predicted from."
+    )

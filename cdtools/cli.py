@@ -212,10 +212,12 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from cdtools.changemap import threshold_change
     from cdtools.cog import write_raster
     from cdtools.errors import OutputExistsError, ParameterError
     from cdtools.pair import load_pair
-    from cdtools.scene import DEFAULT_CHUNK, SceneModel, predict_scene
+    from cdtools.scene import DEFAULT_CHUNK, predict_scene
+    from cdtools.scene_model import SceneModel
 
     out = args.out.resolve()
     if out.exists() and not args.overwrite:
@@ -287,6 +289,7 @@ LANDCOVER_COLUMNS = ("class_before", "confidence_before", "class_after", "confid
 def _classify_regions(polygons: Any, args: argparse.Namespace) -> Any:
     """The polygons with the land cover before and after each region, from --classifier."""
     import cdtools  # the land-cover verbs by their public names, wherever they live
+    from cdtools.changemap import pair_on_grid
     from cdtools.raster import describe
     from cdtools.regions import grab_patches
 
@@ -300,50 +303,6 @@ def _classify_regions(polygons: Any, args: argparse.Namespace) -> Any:
     merged = polygons.merge(classes[["id", *LANDCOVER_COLUMNS]], on="id", how="left")
     merged.attrs = dict(polygons.attrs)
     return merged
-
-
-def pair_on_grid(before: Any, after: Any, change: Any) -> Any:
-    """The pair of ``before`` and ``after`` on the grid of a change map (a RasterInfo).
-
-    A change map from ``cdtools predict`` (or ``predict_scene``) is on one of the grids
-    :func:`cdtools.load_pair` makes from its dates; each is tried (intersection first,
-    the default of ``cdtools predict``) at the map's resolution, and the first that holds
-    the map's grid as a whole-pixel window is cropped to it. So the patches are read
-    exactly as the model saw them, with no second resampling; a map on another grid is a
-    :class:`~cdtools.errors.GridError`.
-    """
-    import numpy as np
-
-    from cdtools.errors import GridError
-    from cdtools.pair import load_pair
-
-    if change.crs is None:
-        raise GridError(
-            f"{change.path.name} has no CRS; --classifier needs the georeferenced change map "
-            "that `cdtools predict` wrote from these dates."
-        )
-    t = change.transform
-    for grid in ("intersection", "before", "after", "union"):
-        pair = load_pair(before, after, grid=grid, resolution=abs(t.a))
-        p = pair.rio.transform()
-        if pair.rio.crs != change.crs or (t.b, t.d, p.b, p.d) != (0, 0, 0, 0):
-            continue
-        if not np.allclose((p.a, p.e), (t.a, t.e), rtol=1e-9):
-            continue
-        col, row = (t.c - p.c) / p.a, (t.f - p.f) / p.e
-        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
-            continue
-        row, col = round(row), round(col)
-        if row < 0 or col < 0:
-            continue
-        if row + change.height > pair.sizes["y"] or col + change.width > pair.sizes["x"]:
-            continue
-        return pair.isel(y=slice(row, row + change.height), x=slice(col, col + change.width))
-    raise GridError(
-        f"{change.path.name} ({change.crs}, {change.width} x {change.height} pixels of "
-        f"{abs(t.a):g}) is on none of the grids load_pair makes from --before and --after; "
-        "pass the dates the map was predicted from."
-    )
 
 
 def resolve_date(date: str) -> Path | list[Path]:
@@ -389,25 +348,6 @@ def resolve_date(date: str) -> Path | list[Path]:
     return list(dict.fromkeys(files))  # in order, each file once
 
 
-def threshold_change(change: Any, threshold: float) -> Any:
-    """0/1 change mask of :func:`cdtools.predict_scene`'s uint8 result, lazily; 255 stays 255.
-
-    A pixel is change where its probability (value / 255) is above ``threshold``.
-    """
-    import numpy as np
-
-    from cdtools.scene import NODATA
-
-    def block(values: np.ndarray) -> np.ndarray:
-        mask = (values.astype(np.float32) / 255 > threshold).astype(np.uint8)
-        return np.where(values == NODATA, np.uint8(NODATA), mask)
-
-    data = change.data.map_blocks(block, dtype=np.uint8, token="cdtools-threshold")
-    attrs = {**change.attrs, "long_name": "change mask (0/1, 255: no data)"}
-    attrs["threshold"] = threshold
-    return change.copy(data=data).assign_attrs(attrs)
-
-
 @contextlib.contextmanager
 def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[None]:
     """A dask.distributed Client for the run, or nothing (dask's threaded scheduler)."""
@@ -442,59 +382,9 @@ def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[None]:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    """Sample world -> chips -> DataLoaders -> trained model -> change map, all in ``args.out``."""
-    from cdtools.cog import write_raster
-    from cdtools.data import prepare_data
-    from cdtools.detector import ChangeDetector
-    from cdtools.export import export_training_data
-    from cdtools.pair import load_pair
-    from cdtools.plots import show_chip_index, show_scene
-    from cdtools.scene import predict_scene
-    from cdtools.synthetic import make_scene_pair
+    from cdtools.demo import run_demo
 
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    world = make_scene_pair(out / "sample", size=args.size, seed=args.seed, if_exists="overwrite")
-    log.info("1/5 sample world in %s", world.folder)
-    figure = show_scene(world.before, world.after, polygons=world.change_polygons)
-    figure.savefig(out / "scene.png", dpi=110)
-    chips = export_training_data(
-        world.before, world.after, world.change_polygons, out / "chips",
-        tile_size=args.chip_size, stride=args.chip_size // 2, overwrite=True,
-    )  # fmt: skip
-    show_chip_index(chips / "chips.geojson", scene=world.before).savefig(out / "chip_index.png")
-    log.info("2/5 chips in %s", chips)
-    dls = prepare_data(chips, chip_size=args.chip_size, batch_size=8, seed=args.seed)
-    dls.show_batch(rows=4).savefig(out / "show_batch.png", dpi=110)
-    n_train, n_valid = len(dls.train_ds), len(dls.valid_ds)
-    log.info("3/5 DataLoaders: %d training, %d validation chips", n_train, n_valid)
-    import torch
-
-    torch.manual_seed(args.seed)  # the model's initial weights
-    detector = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18", pretrained="auto")
-    detector.fit(args.epochs, 3e-3)
-    detector.tune_threshold()
-    scores = detector.precision_recall_score()
-    detector.show_results(rows=4).savefig(out / "show_results.png", dpi=110)
-    model = detector.save(out / "model", zip=True, overwrite=True)
-    log.info(
-        "4/5 model in %s: validation F1 of change %.3f (precision %.3f, recall %.3f), "
-        "threshold %.2f",
-        model, scores.loc["f1", "Change"], scores.loc["precision", "Change"],
-        scores.loc["recall", "Change"], detector.threshold,
-    )  # fmt: skip
-    test = make_scene_pair(
-        out / "test_scene", size=args.size, seed=args.seed + 1, if_exists="overwrite"
-    )
-    change = write_raster(
-        predict_scene(detector, load_pair(test.before, test.after)),
-        out / "change.tif", overwrite=True, progress=False,
-    )  # fmt: skip
-    log.info(
-        "5/5 change map of another scene (seed %d), scene inference with dask: %s "
-        "(change probability x 255, 255: no data)",
-        args.seed + 1, change,
-    )  # fmt: skip
+    run_demo(args.out, size=args.size, seed=args.seed, epochs=args.epochs, chip_size=args.chip_size)
 
 
 if __name__ == "__main__":

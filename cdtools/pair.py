@@ -211,25 +211,32 @@ def _mosaic(
     return functools.reduce(lambda a, b: a.combine_first(b), placed)
 
 
+def grid_offset(crs: Any, transform: Affine, grid_crs: Any, grid: Affine) -> tuple[int, int] | None:
+    """(row, col) of a raster's first pixel on another grid, when it lies on it: same CRS,
+    same pixel size, no rotation, a whole-pixel offset (it may be negative); else None."""
+    if crs != grid_crs or transform.b or transform.d or grid.b or grid.d:
+        return None
+    if not np.allclose((transform.a, transform.e), (grid.a, grid.e), rtol=1e-9):
+        return None
+    col, row = (transform.c - grid.c) / grid.a, (transform.f - grid.f) / grid.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return round(row), round(col)
+
+
 def _offset_on_grid(
     src: Any, crs: CRS, transform: Affine, size: tuple[int, int]
 ) -> tuple[int, int] | None:
     """(row, col) of ``src``'s first pixel on the grid when it can be read as it is."""
     from rasterio.enums import MaskFlags
 
-    t = src.transform
-    if src.crs != crs or t.b or t.d or transform.b or transform.d:
-        return None
-    if not (np.isclose(t.a, transform.a, rtol=1e-9) and np.isclose(t.e, transform.e, rtol=1e-9)):
-        return None
-    col, row = (t.c - transform.c) / transform.a, (t.f - transform.f) / transform.e
-    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+    offset = grid_offset(src.crs, src.transform, crs, transform)
+    if offset is None:
         return None
     masked = {MaskFlags.per_dataset, MaskFlags.alpha}
     if any(masked & set(flags) for flags in src.mask_flag_enums):
         return None  # validity from an internal mask: GDAL's warper reads it
-    row, col = round(row), round(col)
-    width, height = size
+    (row, col), (width, height) = offset, size
     if row >= height or col >= width or row + src.height <= 0 or col + src.width <= 0:
         return None  # no pixel on the grid: the warper gives the all-NaN placeholder
     return row, col

@@ -13,150 +13,22 @@ chunk borders leave no trace.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import logging
-import threading
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from cdtools.errors import GridError, ParameterError
-from cdtools.package import ModelSpec, read_package
+from cdtools.package import ModelSpec
+from cdtools.scene_model import PRECISIONS, Precision, SceneModel, on_gpu
 from cdtools.tiling import blend_window, check_tiling, tile_starts
 
-log = logging.getLogger(__name__)
-
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 #: uint8 value for pixels where either date has no data; probability p is stored as
 #: min(round(255 p), 254), so p = value / 255 within 1/255.
 NODATA = 255
 DEFAULT_CHUNK = 1024
 BATCH_PIXELS = {False: 2**19, True: 2**23}  # pixels per forward pass: CPU, GPU
 FULLY_CONVOLUTIONAL = {"siamese_unet"}  # take tiles larger than their chips unchanged
-
-# Per process: models built so far (a worker loads each model once) and one lock so that
-# a single forward pass at a time uses all cores while other threads read and warp.
-_MODELS: dict[tuple[str, str, str], Any] = {}
-_MODELS_LOCK = threading.Lock()
-_FORWARD_LOCK = threading.Lock()
-LOADS: Counter[str] = Counter()
-
-
-@dataclass(frozen=True)
-class SceneModel:
-    """A model package in memory (model.json and safetensors bytes) that dask can ship.
-
-    Workers receive it once and build the torch model once per process (see :meth:`module`).
-    """
-
-    spec_json: dict[str, Any]
-    weights: bytes
-    token: str
-
-    @classmethod
-    def of(cls, model: Any) -> SceneModel:
-        """From a :class:`~cdtools.ChangeDetector`, a package path, or a SceneModel."""
-        if isinstance(model, SceneModel):
-            return model
-        from safetensors.torch import save
-
-        if isinstance(model, str | Path):
-            spec, state = read_package(model)
-        elif hasattr(model, "spec") and hasattr(model, "model"):
-            spec, state = model.spec, model.model.state_dict()
-        else:
-            raise ParameterError(
-                "model must be a ChangeDetector or a model package path, "
-                f"not {type(model).__name__}."
-            )
-        weights = save({k: v.detach().cpu().contiguous() for k, v in state.items()})
-        return cls(spec.to_json(), weights, hashlib.sha256(weights).hexdigest()[:16])
-
-    @property
-    def spec(self) -> ModelSpec:
-        return ModelSpec.from_json(self.spec_json)
-
-    def module(self, device: str | None, precision: Precision) -> tuple[Any, str, str]:
-        """(torch model, device, precision) built once per process and reused."""
-        import torch
-
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        precision = _resolve_precision(precision, device)
-        key = (self.token, device, precision)
-        with _MODELS_LOCK:
-            if key not in _MODELS:
-                _MODELS[key] = self._build(device)
-                LOADS[self.token] += 1
-        return _MODELS[key], device, precision
-
-    def _build(self, device: str) -> Any:
-        import torch
-        from safetensors.torch import load
-
-        from cdtools.models import ARCHITECTURES
-
-        spec = self.spec
-        model = ARCHITECTURES[spec.arch](
-            spec.in_channels, backbone=spec.backbone, pretrained=False, **spec.arch_kwargs
-        )
-        model.load_state_dict(load(self.weights))
-        model = _fold_batch_norms(model.eval(), spec.in_channels)
-        return model.to(device).to(memory_format=torch.channels_last)
-
-    def __dask_tokenize__(self) -> tuple[str, str]:
-        return ("cdtools-scene-model", self.token)
-
-
-def _fold_batch_norms(model: Any, in_channels: int) -> Any:
-    """The model with each BatchNorm folded into the convolution before it (inference only).
-
-    A BatchNorm registered right after a Conv2d of matching width is taken to follow it,
-    as in ResNets and smp decoders; the folded model is kept only if it gives the same
-    output on a random pair, so an architecture where that does not hold runs unchanged.
-    """
-    import copy
-
-    import torch
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    folded = copy.deepcopy(model)
-    for parent in folded.modules():
-        children = list(parent.named_children())
-        for (conv_name, conv), (bn_name, bn) in itertools.pairwise(children):
-            if (
-                isinstance(conv, nn.Conv2d)
-                and isinstance(bn, nn.BatchNorm2d)
-                and bn.num_features == conv.out_channels
-            ):
-                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
-                setattr(parent, bn_name, nn.Identity())
-    probe = torch.Generator().manual_seed(0)
-    pair = tuple(torch.randn(1, in_channels, 64, 64, generator=probe) for _ in range(2))
-    with torch.inference_mode():
-        same = torch.allclose(model(pair), folded(pair), atol=1e-3, rtol=1e-3)
-    return folded if same else model
-
-
-def _on_gpu(device: str | None) -> bool:
-    import torch
-
-    return device.startswith("cuda") if device else torch.cuda.is_available()
-
-
-def _resolve_precision(precision: Precision, device: str) -> str:
-    if precision != "auto":
-        return precision
-    if device.startswith("cuda"):
-        return "fp16"
-    import torch
-
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
 def predict_scene(
@@ -199,7 +71,7 @@ def predict_scene(
     """
     import dask.array as da
 
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
+    if precision not in PRECISIONS:
         raise ParameterError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}.")
     handle = SceneModel.of(model)
     spec = handle.spec
@@ -223,7 +95,7 @@ def predict_scene(
     sums = da.map_blocks(
         _owned_tiles,
         halo,
-        _shipped(handle),
+        handle.shipped(),
         starts=(tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)),
         origins=(_origins(rows), _origins(cols)),
         size=(height, width),
@@ -245,18 +117,6 @@ def predict_scene(
         token="cdtools-blend",
     )
     return _as_dataarray(change, pair, spec, tile, overlap)
-
-
-def _shipped(handle: SceneModel) -> Any:
-    """The model as one graph input: sent to every worker once when a cluster is active."""
-    import dask
-
-    from cdtools.cog import active_client
-
-    client = active_client()
-    if client is None:
-        return dask.delayed(handle, pure=True)
-    return client.scatter(handle, broadcast=True, hash=True)
 
 
 def _model_bands(pair: Any, spec: ModelSpec) -> Any:
@@ -371,15 +231,15 @@ def _owned_tiles(
     before, after = (np.where(valid, spec.stats.normalise(date), 0.0) for date in block)
     before, after = before.astype(np.float32), after.astype(np.float32)
     windows: dict[tuple[bool, ...], np.ndarray] = {}
-    step = options["batch_size"] or max(1, BATCH_PIXELS[_on_gpu(options["device"])] // tile**2)
+    step = options["batch_size"] or max(1, BATCH_PIXELS[on_gpu(options["device"])] // tile**2)
     for k in range(0, len(own), step):
         batch = own[k : k + step]
         crops = [(slice(None), slice(r, r + tile), slice(c, c + tile)) for r, c in batch]
-        probs = _forward(
-            handle,
+        probs = handle.predict(
             np.stack([before[s] for s in crops]),
             np.stack([after[s] for s in crops]),
-            options,
+            device=options["device"],
+            precision=options["precision"],
         )
         for (r, c), prob in zip(batch, probs, strict=True):
             gr, gc = r + y0, c + x0
@@ -389,25 +249,6 @@ def _owned_tiles(
             out[0, r : r + tile, c : c + tile] += prob * windows[inner]
             out[1, r : r + tile, c : c + tile] += windows[inner]
     return out
-
-
-def _forward(
-    handle: SceneModel, before: np.ndarray, after: np.ndarray, options: dict[str, Any]
-) -> np.ndarray:
-    import torch
-
-    from cdtools.models import to_probability
-
-    model, device, precision = handle.module(options["device"], options["precision"])
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    with _FORWARD_LOCK, torch.inference_mode():
-        with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
-            pair = tuple(
-                torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
-                for x in (before, after)
-            )
-            raw = model(pair)
-        return to_probability(model, raw.float())[:, 0].cpu().numpy()
 
 
 def _add_spill(
