@@ -36,6 +36,11 @@ _EXPORTS = {
     "grab_patches": "cdtools.regions",
     "visual_spot_check": "cdtools.regions",
     "RegionPatch": "cdtools.regions",
+    "SplitMap": "cdtools.widgets",
+    "TimeSlider": "cdtools.widgets",
+    "BatchViewer": "cdtools.widgets",
+    "ResultsGrid": "cdtools.widgets",
+    "SpotCheckViewer": "cdtools.widgets",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
