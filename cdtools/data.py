@@ -81,10 +81,18 @@ class ChangeDataLoaders(DataLoaders):
 
         Returns the matplotlib figure.
         """
+        loader = self.train if split == "train" else self.valid
+        return self.draw_batch(loader.one_batch(), rows=rows)
+
+    def draw_batch(self, batch: Any, *, rows: int = 4) -> Any:
+        """Draw the first ``rows`` chips of a ``((before, after), mask)`` batch as
+        :meth:`show_batch` does (:class:`cdtools.widgets.BatchViewer` pages through them).
+
+        Returns the matplotlib figure.
+        """
         from cdtools.plots import show_pairs
 
-        loader = self.train if split == "train" else self.valid
-        (before, after), mask = loader.one_batch()
+        (before, after), mask = batch
         rows = min(rows, len(mask))
         return show_pairs(
             [self.stats.denormalise(t.cpu().numpy()) for t in before[:rows]],

@@ -7,6 +7,7 @@ Train with ``lr_find`` and ``fit``, look with ``show_results``, score with
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 from pathlib import Path
@@ -229,12 +230,13 @@ class ChangeDetector:
         return self._learner().recorder.plot_loss()
 
     # --------------------------------------------------------------- evaluation
-    def _validation(self) -> Any:
-        """(before, after, mask, probability) per validation batch, model in eval mode."""
+    def _validation(self, *, start: int = 0) -> Any:
+        """(before, after, mask, probability) per validation batch from batch ``start`` on
+        (those before it are read but not predicted), model in eval mode."""
         learn = self._learner()
         self.model.eval()
         with torch.inference_mode():
-            for (before, after), mask in learn.dls.valid:
+            for (before, after), mask in itertools.islice(learn.dls.valid, start, None):
                 yield before, after, mask, self.probability(self.model((before, after)))[:, 0]
 
     def precision_recall_score(self) -> Any:
@@ -256,11 +258,47 @@ class ChangeDetector:
         self.spec.threshold = best_f1_threshold(counts)
         return self.spec.threshold
 
-    def show_results(self, rows: int = 4) -> Any:
-        """before | after | truth | prediction of validation chips (FP and FN in own colours)."""
+    def show_results(self, rows: int = 4, *, threshold: float | None = None, batch: int = 0) -> Any:
+        """before | after | truth | prediction of validation chips (FP and FN in own colours).
+
+        Args:
+            rows: chips shown, the first of the batch.
+            threshold: probability above which a pixel counts as change (default the
+                detector's ``threshold``).
+            batch: which validation batch, from 0.
+
+        Example:
+            >>> detector.show_results(rows=2, threshold=0.3, batch=1)  # doctest: +SKIP
+        """
+        return self.draw_results(self.validation_batch(batch), rows=rows, threshold=threshold)
+
+    def validation_batch(self, batch: int = 0) -> tuple[torch.Tensor, ...]:
+        """(before, after, mask, probability) of validation batch ``batch``; the model runs
+        on that batch only. :class:`cdtools.widgets.ResultsGrid` keeps them to redraw."""
+        count = len(self._learner().dls.valid)
+        if count == 0:
+            raise ParameterError(
+                "there are no validation chips to show; prepare the data with "
+                "val_split_pct > 0 (or a val/ folder)."
+            )
+        if not 0 <= batch < count:
+            raise ParameterError(
+                f"batch {batch} is not one of the {count} validation batches; pass 0 to "
+                f"{count - 1}."
+            )
+        results = self._validation(start=batch)
+        try:
+            return next(results)
+        finally:
+            results.close()  # leaves inference mode
+
+    def draw_results(
+        self, results: tuple[torch.Tensor, ...], *, rows: int = 4, threshold: float | None = None
+    ) -> Any:
+        """The figure of :meth:`show_results` for a :meth:`validation_batch`."""
         from cdtools.plots import show_pairs
 
-        before, after, mask, prob = next(iter(self._validation()))
+        before, after, mask, prob = results
         rows = min(rows, len(mask))
         stats = self.spec.stats
         return show_pairs(
@@ -268,7 +306,7 @@ class ChangeDetector:
             [stats.denormalise(t.cpu().numpy()) for t in after[:rows]],
             [m.cpu().numpy() for m in mask[:rows]],
             probs=[p.cpu().numpy() for p in prob[:rows]],
-            threshold=self.threshold,
+            threshold=self.threshold if threshold is None else threshold,
         )
 
     # ------------------------------------------------------------------ package

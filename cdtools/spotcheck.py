@@ -4,11 +4,13 @@
 :func:`visual_spot_check` draws before | change probability | after for the largest
 regions with each region outlined. Both take the table of
 :func:`cdtools.regions.predictions_to_regions` and are re-exported there.
+:class:`SpotCheck` (the regions in that order, drawn one or several at a time) is what
+both the figure and :class:`cdtools.widgets.SpotCheckViewer` draw with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,47 +91,98 @@ def visual_spot_check(
         >>> fig = visual_spot_check(pair, "change.tif", regions, n=4)  # doctest: +SKIP
         >>> fig.savefig("spot_check.png")  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
+    shown = len(regions.head(n))  # as many as DataFrame.head gives
+    checks = SpotCheck(pair, prob, regions if shown else regions.iloc[:0], size=size, rgb=rgb)
+    return checks.figure(range(shown))
 
-    from cdtools.changemap import read_change_map
-    from cdtools.plots import stretch_limits, to_rgb
-    from cdtools.regions import label_regions
 
-    area = "area_m2" if regions.attrs.get("units", "m2") == "m2" else "area_px"
-    top = regions.sort_values([area, "id"], ascending=[False, True], kind="stable").head(n)
-    if top.empty:
-        fig, ax = plt.subplots(figsize=(4, 1))
-        ax.text(0.5, 0.5, "no change regions", ha="center", va="center")
-        ax.set_axis_off()
+class SpotCheck:
+    """Regions largest first, ready to draw: the change map is read and labelled once.
+
+    ``regions`` are sorted by ``area_m2`` (``area_px`` when ``regions.attrs["units"]`` is
+    "px"), then by id, into :attr:`regions`. :func:`visual_spot_check` draws the first
+    ``n`` of them in one figure, :class:`cdtools.widgets.SpotCheckViewer` one per page.
+
+    Example:
+        >>> SpotCheck(pair, "change.tif", regions).figure([0])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, pair: Any, prob: Any, regions: Any, *, size: int = 256, rgb: Sequence[int] = (0, 1, 2)
+    ) -> None:
+        from cdtools.changemap import read_change_map
+        from cdtools.regions import label_regions
+
+        self.area = "area_m2" if regions.attrs.get("units", "m2") == "m2" else "area_px"
+        self.unit = "m²" if self.area == "area_m2" else "px"
+        self.regions = regions.sort_values(
+            [self.area, "id"], ascending=[False, True], kind="stable"
+        )
+        self.pair, self.size, self.rgb = pair, size, tuple(rgb)
+        self.change = self._ids = None
+        if not self.regions.empty:  # nothing to draw: the change map is not read
+            self.change = read_change_map(prob)
+            check_grid(regions.attrs, self.change.prob.shape, self.change.transform, "change map")
+            self._ids = label_regions(self.change, regions.attrs).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.regions)
+
+    def figure(self, positions: Iterable[int]) -> Any:
+        """A row per region at ``positions`` (0: the largest): before | change probability |
+        after, or a "no change regions" note when there are none."""
+        import matplotlib.pyplot as plt
+
+        top = self.regions.iloc[list(positions)]
+        if top.empty:
+            fig, ax = plt.subplots(figsize=(4, 1))
+            ax.text(0.5, 0.5, "no change regions", ha="center", va="center")
+            ax.set_axis_off()
+            plt.close(fig)
+            return fig
+        patches = grab_patches(self.pair, top, size=self.size)
+        corners = [(p.row, p.col) for p in patches]
+        probs = _windows(self.change.prob, corners, self.size)
+        ids = _windows(self._ids, corners, self.size)
+        fig, axes = plt.subplots(len(top), 3, figsize=(9, 3 * len(top)), squeeze=False)
+        for ax, patch, near, found, extent in zip(
+            axes, patches, probs, ids, top[self.area], strict=True
+        ):
+            title = f"region {patch.id} ({extent:,.0f} {self.unit}): before"
+            _draw_region(ax, patch, near, found, title=title, rgb=self.rgb)
+        fig.tight_layout()
         plt.close(fig)
         return fig
-    change = read_change_map(prob)
-    check_grid(regions.attrs, change.prob.shape, change.transform, "change map")
-    patches = grab_patches(pair, top, size=size)
-    labels = label_regions(change, regions.attrs)
-    corners = [(p.row, p.col) for p in patches]
-    probs = _windows(change.prob, corners, size)
-    ids = _windows(labels.astype(np.float32), corners, size)
-    fig, axes = plt.subplots(len(top), 3, figsize=(9, 3 * len(top)), squeeze=False)
-    unit = "m²" if area == "area_m2" else "px"
+
+
+def _draw_region(
+    ax: Sequence[Any],
+    patch: RegionPatch,
+    prob: np.ndarray,
+    ids: np.ndarray,
+    *,
+    title: str,
+    rgb: Sequence[int],
+) -> None:
+    """before | change probability | after of one region on three axes, outlined in cyan."""
+    import matplotlib.pyplot as plt
+
+    from cdtools.plots import stretch_limits, to_rgb
+
     colours = plt.get_cmap("magma").with_extremes(bad="black")  # no data: black, as the images
-    for ax, patch, near, found, extent in zip(axes, patches, probs, ids, top[area], strict=True):
-        picked = [b if b < patch.before.shape[0] else 0 for b in rgb]
-        both = np.concatenate([patch.before[picked], patch.after[picked]], axis=2)
-        inside = both[:, np.isfinite(both).all(axis=0)][:, None, :]  # limits from real pixels
-        limits = stretch_limits([inside]) if inside.size else None
-        for column, image in ((0, patch.before), (2, patch.after)):
-            ax[column].imshow(np.nan_to_num(to_rgb(image, rgb=rgb, limits=limits)))
-        ax[1].imshow(near, cmap=colours, vmin=0, vmax=1)
-        for a in ax:
-            a.contour(found == patch.id, levels=[0.5], colors="cyan", linewidths=0.8)
-            a.set_axis_off()
-        ax[0].set_title(f"region {patch.id} ({extent:,.0f} {unit}): before", fontsize=9)
-        ax[1].set_title("change probability", fontsize=9)
-        ax[2].set_title("after", fontsize=9)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    picked = [b if b < patch.before.shape[0] else 0 for b in rgb]
+    both = np.concatenate([patch.before[picked], patch.after[picked]], axis=2)
+    inside = both[:, np.isfinite(both).all(axis=0)][:, None, :]  # limits from real pixels
+    limits = stretch_limits([inside]) if inside.size else None
+    for column, image in ((0, patch.before), (2, patch.after)):
+        ax[column].imshow(np.nan_to_num(to_rgb(image, rgb=rgb, limits=limits)))
+    ax[1].imshow(prob, cmap=colours, vmin=0, vmax=1)
+    for a in ax:
+        a.contour(ids == patch.id, levels=[0.5], colors="cyan", linewidths=0.8)
+        a.set_axis_off()
+    ax[0].set_title(title, fontsize=9)
+    ax[1].set_title("change probability", fontsize=9)
+    ax[2].set_title("after", fontsize=9)
 
 
 def check_grid(attrs: dict[str, Any], shape: tuple[int, ...], transform: Affine, what: str) -> None:
