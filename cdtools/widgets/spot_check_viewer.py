@@ -1,0 +1,149 @@
+"""SpotCheckViewer: step through change regions, largest first, and what each became."""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from cdtools.errors import ParameterError
+from cdtools.spotcheck import SpotCheck
+from cdtools.widgets.pager import Pager
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+CLASSES = ("class_before", "class_after")
+CONFIDENCES = ("confidence_before", "confidence_after")
+
+
+class SpotCheckViewer:
+    """One region per page, largest first: before | change probability | after with the
+    region outlined (as :func:`cdtools.visual_spot_check` draws), and a line with its id,
+    area and, when known, land cover before → after.
+
+    Args:
+        pair: ``(time, band, y, x)`` DataArray from :func:`cdtools.load_pair` on the change
+            map's grid.
+        prob: the change map the regions came from (computed, or a GeoTIFF path); it is
+            read once.
+        regions: the table of :func:`cdtools.predictions_to_regions` (with columns
+            ``class_before``/``class_after`` when already merged with classes).
+        size: patch size in pixels.
+        rgb: the bands shown as red, green and blue.
+        classes: the table of :func:`cdtools.classify_patches` (``id``, ``class_before``,
+            ``confidence_before``, ``class_after``, ``confidence_after``), joined on ``id``.
+
+    Example:
+        >>> viewer = SpotCheckViewer(pair, "change.tif", regions, classes=table)  # doctest: +SKIP
+        >>> viewer  # last in a cell: shows itself  # doctest: +SKIP
+        >>> viewer.show(3)  # the fourth largest region  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        pair: Any,
+        prob: Any,
+        regions: Any,
+        *,
+        size: int = 256,
+        rgb: Sequence[int] = (0, 1, 2),
+        classes: Any = None,
+    ) -> None:
+        self.checks = SpotCheck(pair, prob, regions, size=size, rgb=rgb)
+        self._classes = _class_lookup(regions if classes is None else classes, classes is None)
+        count = len(self.checks)
+        self.text = widgets.HTML()
+        self.slider = widgets.IntSlider(
+            value=1,
+            min=1,
+            max=max(count, 1),
+            description="region",
+            disabled=count == 0,
+            continuous_update=False,
+        )
+        self.slider.observe(lambda change: self._jump(change["new"] - 1), names="value")
+        self.pager = Pager(self._draw, count, name="region", cache=True, on_show=self._update)
+        self.widget = widgets.VBox([self.pager.controls, self.slider, self.text, self.pager.image])
+
+    @property
+    def page(self) -> int:
+        """The position of the region shown, from 0 (the largest)."""
+        return self.pager.page
+
+    @property
+    def image(self) -> widgets.Image:
+        """The picture of the region shown (PNG bytes in ``image.value``)."""
+        return self.pager.image
+
+    @property
+    def regions(self) -> Any:
+        """The regions in the order shown, largest first."""
+        return self.checks.regions
+
+    def show(self, i: int) -> None:
+        """Show the ``i``-th largest region (from 0)."""
+        self.pager.show(i)
+
+    def next(self) -> None:
+        """Show the next smaller region."""
+        self.pager.next()
+
+    def previous(self) -> None:
+        """Show the next larger region."""
+        self.pager.previous()
+
+    def _jump(self, i: int) -> None:
+        if i != self.page:
+            self.show(i)
+
+    def _draw(self, i: int) -> Figure:
+        return self.checks.figure([i] if len(self.checks) else [])
+
+    def _update(self, i: int) -> None:
+        """The text line and slider of region ``i``."""
+        if not len(self.checks):
+            self.text.value = "no change regions"
+            return
+        region = self.checks.regions.iloc[i]
+        area = f"{region[self.checks.area]:,.0f} {self.checks.unit}"
+        parts = [f"<b>region id {int(region['id'])}</b>", f"area {area}"]
+        found = self._classes.get(int(region["id"]))
+        if found is not None:
+            parts.append(_transition(found))
+        self.text.value = " · ".join(parts)
+        self.slider.value = i + 1  # its observer returns at once: the page is already i
+
+
+def _class_lookup(table: Any, optional: bool) -> dict[int, dict[str, Any]]:
+    """Class before and after (and confidences, when there) by region id."""
+    missing = [c for c in ("id", *CLASSES) if c not in table.columns]
+    if missing:
+        if optional:  # a regions table without classes
+            return {}
+        raise ParameterError(
+            f"classes has no column {', '.join(missing)}; pass the table classify_patches "
+            "returns (id, class_before, confidence_before, class_after, confidence_after)."
+        )
+    columns = [c for c in (*CLASSES, *CONFIDENCES) if c in table.columns]
+    rows = table.drop_duplicates("id").set_index("id")[columns]
+    return {int(i): row for i, row in rows.to_dict("index").items()}
+
+
+def _transition(found: dict[str, Any]) -> str:
+    """Forest → Residential (confidence 0.91 → 0.87); "no data" for a date without class."""
+    names = [_text(found[c]) for c in CLASSES]
+    line = html.escape(f"{names[0]} → {names[1]}")
+    confidences = [found.get(c) for c in CONFIDENCES]
+    if all(isinstance(c, numbers.Real) and math.isfinite(c) for c in confidences):
+        line += f" (confidence {confidences[0]:.2f} → {confidences[1]:.2f})"
+    return line
+
+
+def _text(value: Any) -> str:
+    missing = value is None or (isinstance(value, numbers.Real) and math.isnan(value))
+    return "no data" if missing else str(value)
