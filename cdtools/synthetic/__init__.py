@@ -2,7 +2,8 @@
 
 Everything is made from a seed, offline, in seconds: :func:`make_scene_pair` writes a
 georeferenced before/after pair near Austin, Texas (EPSG:32614, 0.5 m pixels) with
-change polygons, a change mask and land-cover maps; :func:`reproject_to_tiles` turns a
+change polygons, a change mask and land-cover maps; :func:`make_time_series` a series of
+dates of one place with the change of each step; :func:`reproject_to_tiles` turns a
 date into tiles in another CRS and resolution, as real deliveries come;
 :func:`make_landcover_patches` writes EuroSAT-like patches rendered the same way and
 :func:`make_scene_patches` patches cut from scenes, labelled by their centre's land cover;
@@ -17,6 +18,7 @@ from cdtools.synthetic.landcover import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.synthetic.patches import make_landcover_patches
 from cdtools.synthetic.scene import SampleWorld, make_scene_pair
 from cdtools.synthetic.scene_patches import make_scene_patches
+from cdtools.synthetic.series import SampleSeries, make_time_series
 from cdtools.synthetic.tiles import reproject_to_tiles
 from cdtools.synthetic.trained import sample_detector, sample_landcover_classifier
 
@@ -24,10 +26,12 @@ __all__ = [
     "CHANGE_KINDS",
     "EUROSAT_CLASSES",
     "LANDCOVER_COLOURS",
+    "SampleSeries",
     "SampleWorld",
     "make_landcover_patches",
     "make_scene_pair",
     "make_scene_patches",
+    "make_time_series",
     "reproject_to_tiles",
     "sample_detector",
     "sample_landcover_classifier",

@@ -9,10 +9,14 @@ derived from ``seed``, so the output does not depend on anything but the argumen
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -27,7 +31,7 @@ from cdtools.synthetic import geometry
 from cdtools.synthetic.changes import Change, apply_changes
 from cdtools.synthetic.landcover import landcover_from_material
 from cdtools.synthetic.layout import Layout, make_layout
-from cdtools.synthetic.looks import draw_looks
+from cdtools.synthetic.looks import DateLook, draw_looks
 from cdtools.synthetic.noise import NoiseBank
 from cdtools.synthetic.outputs import (
     IfExists,
@@ -36,7 +40,7 @@ from cdtools.synthetic.outputs import (
     reusable,
     write_record,
 )
-from cdtools.synthetic.render import HALO, crop_layout, finish, make_texture, paint
+from cdtools.synthetic.render import HALO, Texture, crop_layout, finish, make_texture, paint
 from cdtools.synthetic.vehicles import park_vehicles
 
 log = logging.getLogger(__name__)
@@ -140,23 +144,21 @@ def make_scene_pair(
     dates = (park_vehicles(before, vehicle_rng), park_vehicles(after, vehicle_rng))
     look_rng = np.random.default_rng(look_seed)
     noise = NoiseBank.draw(size, look_rng)
-    _write_images(world, dates, noise, look_rng, seed=seed, nir=nir)
+    looks = draw_looks(look_rng)
+    images = (world.before, world.after)
+    grid = {"crs": world.crs, "transform": transform}
+    write_images(images, dates, looks, noise, **grid, seed=seed, nir=nir)
     for path, layout in ((world.landcover_before, before), (world.landcover_after, after)):
         landcover = landcover_from_material(layout.material)
         write_geotiff(path, landcover, transform=transform, crs=world.crs)
-    _write_changes(world, changes, size)
-    write_record(folder / _RECORD, {**arguments, "changes": _count_kinds(changes)})
+    write_changes(world.change_polygons, [world.change_mask], [changes], size=size, **grid)
+    write_record(folder / _RECORD, {**arguments, "changes": count_kinds(changes)})
     log.info("wrote a %d px sample world with %d changes to %s", size, len(changes), folder)
     return world
 
 
 def _check_arguments(size: int, seed: int, origin: tuple[float, float], if_exists: str) -> None:
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size <= 0 or size % 64:
-        raise ParameterError(
-            f"size must be a positive multiple of 64 pixels (got {size!r}); try 512 or 1024."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ParameterError(f"seed must be a non-negative integer (got {seed!r}).")
+    check_size_and_seed(size, seed)
     try:
         corner = np.asarray(origin, dtype=float)
     except (TypeError, ValueError):
@@ -166,26 +168,43 @@ def _check_arguments(size: int, seed: int, origin: tuple[float, float], if_exist
     check_if_exists(if_exists)
 
 
-def _write_images(
-    world: SampleWorld,
-    dates: tuple[Layout, Layout],
+def check_size_and_seed(size: int, seed: int) -> None:
+    """Raise :class:`ParameterError` unless ``size`` is a positive multiple of 64 and
+    ``seed`` a non-negative integer."""
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size <= 0 or size % 64:
+        raise ParameterError(
+            f"size must be a positive multiple of 64 pixels (got {size!r}); try 512 or 1024."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ParameterError(f"seed must be a non-negative integer (got {seed!r}).")
+
+
+def write_images(
+    paths: Sequence[Path],
+    dates: Sequence[Layout],
+    looks: Sequence[DateLook],
     noise: NoiseBank,
-    look_rng: np.random.Generator,
     *,
+    crs: CRS,
+    transform: Affine,
     seed: int,
     nir: bool,
 ) -> None:
-    """Render both dates block by block into two GeoTIFFs written side by side."""
+    """Render every date block by block into its GeoTIFF, all written side by side.
+
+    The dates share each block's ground texture (and its random stream, in date order);
+    ``looks[k].date`` picks the seasonal and haze fields of ``noise`` and the crop states
+    of the parcels that date ``k`` shows.
+    """
     size, bands = dates[0].size, 4 if nir else 3
-    looks = draw_looks(look_rng)
     profile = {
         "driver": "GTiff",
         "width": size,
         "height": size,
         "count": bands,
         "dtype": "uint8",
-        "crs": world.crs,
-        "transform": world.transform,
+        "crs": crs,
+        "transform": transform,
         "tiled": True,
         "blockxsize": min(size, 256),
         "blockysize": min(size, 256),
@@ -196,49 +215,74 @@ def _write_images(
     if size < 256:  # GeoTIFF tiles must be multiples of 16 and fit the raster's grid
         profile["tiled"] = False
         del profile["blockxsize"], profile["blockysize"]
-    with (
-        atomic_path(world.before) as before_tmp,
-        atomic_path(world.after) as after_tmp,
-        rasterio.open(before_tmp, "w", **profile) as before_file,
-        rasterio.open(after_tmp, "w", **profile) as after_file,
-    ):
-        for dst in (before_file, after_file):
+    with contextlib.ExitStack() as stack:
+        temporary = [stack.enter_context(atomic_path(path)) for path in paths]
+        files = [stack.enter_context(rasterio.open(tmp, "w", **profile)) for tmp in temporary]
+        for dst in files:
             dst.descriptions = _BAND_NAMES[:bands]
         for row in range(0, size, BLOCK):
             for col in range(0, size, BLOCK):
                 height, width = min(BLOCK, size - row), min(BLOCK, size - col)
                 span = (row - HALO, col - HALO, height + 2 * HALO, width + 2 * HALO)
                 block_rng = np.random.default_rng([seed, row // BLOCK, col // BLOCK])
-                texture = make_texture(noise, *span, block_rng)
+                texture = _dated_texture(make_texture(noise, *span, block_rng), noise, span)
                 window = Window(col, row, width, height)
-                for layout, look, dst in zip(dates, looks, (before_file, after_file), strict=True):
+                for layout, look, dst in zip(dates, looks, files, strict=True):
                     image = paint(crop_layout(layout, *span), texture, look, bands=bands)
                     inner = image[HALO : HALO + height, HALO : HALO + width]
                     dst.write(finish(inner, look, block_rng), window=window)
 
 
-def _write_changes(world: SampleWorld, changes: tuple[Change, ...], size: int) -> None:
-    """Change polygons as GeoJSON (in the scene CRS) and the mask rasterised from them."""
+def _dated_texture(texture: Texture, noise: NoiseBank, span: tuple[int, int, int, int]) -> Texture:
+    """The texture with the seasonal and haze fields of every date ``noise`` holds.
+
+    :func:`make_texture` samples those of a before and an after date; a time series
+    (:mod:`cdtools.synthetic.series`) gives ``noise`` one field of each per date.
+    """
+    if len(noise.seasonal) <= 2 and len(noise.haze) <= 2:
+        return texture
+    return dataclasses.replace(
+        texture,
+        seasonal=texture.seasonal + tuple(f.sample(*span) for f in noise.seasonal[2:]),
+        haze=texture.haze + tuple(f.sample(*span) for f in noise.haze[2:]),
+    )
+
+
+def write_changes(
+    polygons_path: Path,
+    mask_paths: Sequence[Path],
+    steps: Sequence[tuple[Change, ...]],
+    *,
+    size: int,
+    crs: CRS,
+    transform: Affine,
+    step_columns: dict[str, Sequence[Any]] | None = None,
+) -> None:
+    """Change polygons of every step in one GeoJSON (in the scene CRS), and each step's mask.
+
+    ``steps`` holds the changes between consecutive dates (one step for a pair);
+    ``step_columns`` adds columns with one value per step, after ``change_id``. Each
+    mask is rasterised from its step's polygons.
+    """
     import geopandas as gpd
 
-    polygons = geometry.to_crs([c.polygon for c in changes], world.transform)
-    table = gpd.GeoDataFrame(
-        {
-            "change_id": np.arange(1, len(changes) + 1, dtype=np.int32),
-            "kind": [c.kind for c in changes],
-            "area_m2": np.round([p.area for p in polygons], 2),
-        },
-        geometry=polygons,
-        crs=world.crs,
-    )
-    with atomic_path(world.change_polygons) as tmp:
+    polygons = [geometry.to_crs([c.polygon for c in changes], transform) for changes in steps]
+    every = [p for step in polygons for p in step]
+    columns: dict[str, Any] = {"change_id": np.arange(1, len(every) + 1, dtype=np.int32)}
+    for name, values in (step_columns or {}).items():
+        columns[name] = [v for v, step in zip(values, steps, strict=True) for _ in step]
+    columns["kind"] = [c.kind for changes in steps for c in changes]
+    columns["area_m2"] = np.round([p.area for p in every], 2)
+    table = gpd.GeoDataFrame(columns, geometry=every, crs=crs)
+    with atomic_path(polygons_path) as tmp:
         table.to_file(tmp, driver="GeoJSON", layer="change_polygons")
-    mask = np.zeros((size, size), dtype=np.uint8)
-    if polygons:
-        rasterio.features.rasterize([(p, 1) for p in polygons], out=mask, transform=world.transform)
-    write_geotiff(world.change_mask, mask, transform=world.transform, crs=world.crs)
+    for path, step in zip(mask_paths, polygons, strict=True):
+        mask = np.zeros((size, size), dtype=np.uint8)
+        if step:
+            rasterio.features.rasterize([(p, 1) for p in step], out=mask, transform=transform)
+        write_geotiff(path, mask, transform=transform, crs=crs)
 
 
-def _count_kinds(changes: tuple[Change, ...]) -> dict[str, int]:
+def count_kinds(changes: tuple[Change, ...]) -> dict[str, int]:
     kinds = [c.kind for c in changes]
     return {kind: kinds.count(kind) for kind in sorted(set(kinds))}
