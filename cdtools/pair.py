@@ -4,7 +4,8 @@ Every tile is read through a GDAL WarpedVRT onto the chosen grid (so nothing is
 reprojected until a chunk is asked for), tiles of one date are mosaicked first-valid-wins
 (as a GDAL VRT would), and the two dates are stacked as ``(time, band, y, x)`` float32
 with NaN where a date has no data. Values stay as stored: normalisation belongs to the
-model and happens at prediction time.
+model and happens at prediction time. :func:`common_grid` and :func:`stack_dates` do the
+same for any number of dates (:func:`cdtools.series.load_series`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from cdtools.errors import GridError, ParameterError, RasterError
 from cdtools.raster import PathLike, RasterInfo, describe
 
 GridChoice = Literal["before", "after", "intersection", "union"]
+Extent = Literal["reference", "intersection", "union"]
+Grid = tuple[CRS, Affine, int, int]
+"""(crs, transform, width, height) of a target grid."""
 Tiles = PathLike | Sequence[PathLike]
 RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2"}
 
@@ -60,13 +64,10 @@ def load_pair(
         >>> pair.sizes  # doctest: +SKIP
         Frozen({'time': 2, 'band': 3, 'y': 2048, 'x': 1536})
     """
-    from rasterio.enums import Resampling
-
     if grid not in ("before", "after", "intersection", "union"):
         raise ParameterError(f"grid must be before, after, intersection or union, got {grid!r}.")
-    if resampling not in Resampling.__members__:
-        raise ParameterError(f"unknown resampling {resampling!r}; try 'bilinear' or 'nearest'.")
-    dates = {"before": _tiles(before), "after": _tiles(after)}
+    method = resampling_method(resampling)
+    dates = {"before": tile_files(before), "after": tile_files(after)}
     infos = {name: [describe(f) for f in files] for name, files in dates.items()}
     counts = {info.count for tiles in infos.values() for info in tiles}
     if len(counts) != 1:
@@ -77,25 +78,60 @@ def load_pair(
     for name, tiles in infos.items():
         if any(info.crs is None for info in tiles):
             raise GridError(f"a {name} tile has no CRS; load_pair needs georeferenced rasters.")
-    crs, transform, width, height = target_grid(infos["before"], infos["after"], grid, resolution)
-    stacked = [
-        _mosaic(dates[name], crs, transform, width, height, Resampling[resampling], chunks)
-        for name in ("before", "after")
-    ]
+    target = common_grid(
+        [infos["before"], infos["after"]],
+        reference=1 if grid == "after" else 0,
+        extent="reference" if grid in ("before", "after") else grid,
+        resolution=resolution,
+        names=("before", "after"),
+    )
+    pair = stack_dates(
+        [dates["before"], dates["after"]], target, bands=bands, resampling=method, chunks=chunks
+    )
+    return pair.assign_coords(time=["before", "after"]).rename("pair")
+
+
+def resampling_method(resampling: str) -> Any:
+    """The rasterio ``Resampling`` member called ``resampling``, or a :class:`ParameterError`."""
+    from rasterio.enums import Resampling
+
+    if resampling not in Resampling.__members__:
+        raise ParameterError(f"unknown resampling {resampling!r}; try 'bilinear' or 'nearest'.")
+    return Resampling[resampling]
+
+
+def stack_dates(
+    dates: Sequence[Sequence[Path]],
+    grid: Grid,
+    *,
+    bands: Sequence[int] | None,
+    resampling: Any,
+    chunks: Any,
+) -> Any:
+    """Every date's tiles mosaicked lazily onto ``grid``, stacked along ``time``.
+
+    Returns a ``(time, band, y, x)`` float32 DataArray without a time coordinate, keeping
+    the 0-based ``bands`` (all when None), with the grid's CRS and transform.
+    """
     import xarray as xr
 
-    pair = xr.concat(stacked, dim="time").assign_coords(time=["before", "after"])
+    crs, transform, width, height = grid
+    stacked = xr.concat(
+        [_mosaic(files, crs, transform, width, height, resampling, chunks) for files in dates],
+        dim="time",
+    )
     if bands is not None:
-        bad = [b for b in bands if not 0 <= b < pair.sizes["band"]]
+        bad = [b for b in bands if not 0 <= b < stacked.sizes["band"]]
         if bad:
             raise ParameterError(
-                f"bands {bad} do not exist; use 0-based indices below {pair.sizes['band']}."
+                f"bands {bad} do not exist; use 0-based indices below {stacked.sizes['band']}."
             )
-        pair = pair.isel(band=list(bands))
-    return pair.rio.write_crs(crs).rio.write_transform(transform).rename("pair")
+        stacked = stacked.isel(band=list(bands))
+    return stacked.rio.write_crs(crs).rio.write_transform(transform)
 
 
-def _tiles(date: Tiles) -> list[Path]:
+def tile_files(date: Tiles) -> list[Path]:
+    """The raster files of a file, a folder (its rasters, sorted by name) or a list of both."""
     items = [date] if isinstance(date, str | Path) else list(date)
     files: list[Path] = []
     for item in map(Path, items):
@@ -124,42 +160,58 @@ def _footprint(tiles: Sequence[RasterInfo], crs: CRS) -> tuple[float, float, flo
     )
 
 
-def target_grid(
-    before: Sequence[RasterInfo],
-    after: Sequence[RasterInfo],
-    grid: GridChoice,
+def common_grid(
+    dates: Sequence[Sequence[RasterInfo]],
+    *,
+    reference: int,
+    extent: Extent,
     resolution: float | None,
-) -> tuple[CRS, Affine, int, int]:
-    """(crs, transform, width, height) of the grid both dates are read onto.
+    names: Sequence[str],
+) -> Grid:
+    """(crs, transform, width, height) of the grid every date is read onto.
 
-    Bounds are snapped outward to whole pixels of the reference date's own grid, so a
-    date already on that grid is read without resampling.
+    The grid has the CRS and (unless ``resolution`` is given) the pixel size of the
+    ``reference`` date, and covers that date's footprint ("reference"), the intersection
+    or the union of all dates' footprints. Bounds are snapped outward to whole pixels of
+    the reference date's own grid, so a date already on that grid is read without
+    resampling. ``names`` (one per date) are what errors call the dates.
     """
-    reference = after if grid == "after" else before
-    crs = reference[0].crs
-    res = resolution or reference[0].res[0]
-    b, a = _footprint(before, crs), _footprint(after, crs)
-    if grid == "before":
-        box = b
-    elif grid == "after":
-        box = a
-    elif grid == "union":
-        box = (min(b[0], a[0]), min(b[1], a[1]), max(b[2], a[2]), max(b[3], a[3]))
-    else:
-        box = (max(b[0], a[0]), max(b[1], a[1]), min(b[2], a[2]), min(b[3], a[3]))
-    if (
-        box[0] >= box[2]
-        or box[1] >= box[3]
-        or b[0] >= a[2]
-        or a[0] >= b[2]
-        or b[1] >= a[3]
-        or a[1] >= b[3]
-    ):
-        raise GridError(
-            f"before and after do not overlap: in {crs.to_string()} the before footprint is "
-            f"{_fmt(b)} and the after footprint is {_fmt(a)}; check that they show the same place."
+    first = dates[reference][0]
+    crs = first.crs
+    res = resolution or first.res[0]
+    boxes = [_footprint(tiles, crs) for tiles in dates]
+    ref = boxes[reference]
+    for index, other in enumerate(boxes):
+        if other[0] >= ref[2] or ref[0] >= other[2] or other[1] >= ref[3] or ref[1] >= other[3]:
+            i, j = sorted((index, reference))
+            raise GridError(
+                f"{names[i]} and {names[j]} do not overlap: in {crs.to_string()} the {names[i]} "
+                f"footprint is {_fmt(boxes[i])} and the {names[j]} footprint is "
+                f"{_fmt(boxes[j])}; check that they show the same place."
+            )
+    if extent == "reference":
+        box = ref
+    elif extent == "union":
+        box = (
+            min(b[0] for b in boxes),
+            min(b[1] for b in boxes),
+            max(b[2] for b in boxes),
+            max(b[3] for b in boxes),
         )
-    origin_x, origin_y = reference[0].transform.c, reference[0].transform.f
+    else:
+        box = (
+            max(b[0] for b in boxes),
+            max(b[1] for b in boxes),
+            min(b[2] for b in boxes),
+            min(b[3] for b in boxes),
+        )
+        if box[0] >= box[2] or box[1] >= box[3]:
+            listed = "; ".join(f"{n} {_fmt(b)}" for n, b in zip(names, boxes, strict=True))
+            raise GridError(
+                f"the {len(boxes)} footprints have no area in common (in {crs.to_string()}: "
+                f"{listed}); pass grid='union', or leave out the dates that miss the others."
+            )
+    origin_x, origin_y = first.transform.c, first.transform.f
     left = origin_x + np.floor((box[0] - origin_x) / res) * res
     top = origin_y - np.floor((origin_y - box[3]) / res) * res
     width = int(np.ceil((box[2] - left) / res - 1e-6))

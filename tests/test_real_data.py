@@ -170,3 +170,31 @@ def test_joplin_change_map_lands_on_the_intersection_of_both_dates(tmp_path: Pat
     ax.set(title="xView2 Joplin: change map footprint (EPSG:26915)", xlabel="x (m)", ylabel="y (m)")
     ax.legend(loc="lower right")
     figure.savefig(FIGURES / "xview2_joplin_change_footprint.png", dpi=80)
+
+
+NAIP = REAL_DATA / "naip_timeseries"
+PUCALLPA = REAL_DATA / "landsat_pucallpa"
+
+
+@pytest.mark.skipif(
+    not (NAIP.exists() and PUCALLPA.exists()),
+    reason=f"naip_timeseries or landsat_pucallpa not found under {REAL_DATA}",
+)
+def test_naip_and_pucallpa_series_load_in_date_order() -> None:
+    from cdtools.series import load_series
+
+    naip = load_series(NAIP)  # dates from names like m_4709963_se_14_1_20090818.tif
+    days = naip["time"].values.astype("datetime64[D]")
+    assert naip.sizes["time"] == 10 and (np.diff(days) > np.timedelta64(0, "D")).all()
+    assert str(days[0]) == "2009-08-18" and str(days[-1]) == "2020-08-31"
+    assert naip.rio.crs.to_epsg() == 26914 and naip.rio.resolution() == (5.0, -5.0)
+    assert naip.shape == (10, 4, 724, 934)  # the first (2009) date's grid
+    # The later dates are one row shorter and 1-3 m off: warped onto 2009's grid, they
+    # leave at most a pixel's edge empty.
+    valid = np.isfinite(naip.isel(band=0).values)
+    assert valid[0].all() and (valid.mean(axis=(1, 2)) > 0.99).all()
+
+    pucallpa = load_series(PUCALLPA)  # 1985.tif ... 2020.tif
+    years = pucallpa["time"].values.astype("datetime64[Y]").astype(int) + 1970
+    assert list(years) == [1985, 1990, 1995, 2000, 2005, 2010, 2015, 2020]
+    assert pucallpa.rio.crs.to_epsg() == 4326 and pucallpa.shape == (8, 4, 377, 697)
