@@ -10,7 +10,7 @@ import contextlib
 import os
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,12 +225,14 @@ def write_geotiff(
     nodata: float | None = None,
     compress: str | None = "deflate",
     valid: np.ndarray | None = None,
+    descriptions: Sequence[str] | None = None,
     **profile: Any,
 ) -> Path:
     """Write a ``(bands, height, width)`` or ``(height, width)`` array as a GeoTIFF, atomically.
 
     ``valid`` (a boolean ``(height, width)`` array) is stored as the file's internal
-    nodata mask, so every value of the data type stays usable for data.
+    nodata mask, so every value of the data type stays usable for data. ``descriptions``
+    name the bands.
 
     Example:
         >>> write_geotiff("mask.tif", mask, transform=t, crs="EPSG:32614")  # doctest: +SKIP
@@ -255,6 +257,8 @@ def write_geotiff(
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(tmp, "w", **options) as dst:
             dst.write(array)
+            if descriptions is not None:
+                dst.descriptions = tuple(descriptions)
             if valid is not None:
                 dst.write_mask(valid.astype(np.uint8) * 255)
     return Path(path)

@@ -280,7 +280,10 @@ def write_changes(
         mask = np.zeros((size, size), dtype=np.uint8)
         if step:
             rasterio.features.rasterize([(p, 1) for p in step], out=mask, transform=transform)
-        write_geotiff(path, mask, transform=transform, crs=crs)
+        # Described as a change mask, so read_change_map reads it as 0/1, not probability x 255.
+        write_geotiff(
+            path, mask, transform=transform, crs=crs, descriptions=["change mask (truth)"]
+        )
 
 
 def count_kinds(changes: tuple[Change, ...]) -> dict[str, int]:

@@ -9,6 +9,7 @@ import ipywidgets as widgets
 
 from cdtools.errors import ParameterError
 from cdtools.widgets.pager import Pager
+from cdtools.widgets.panel import Panel
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from cdtools.data import ChangeDataLoaders
 
 
-class BatchViewer:
+class BatchViewer(Panel):
     """Batches of chips, one per page: before | after | change mask, as ``show_batch``.
 
     Page ``i`` is the ``i``-th batch drawn from the loader of ``split``. The training
@@ -58,6 +59,7 @@ class BatchViewer:
         count = None if split == "train" else len(self._loader)
         self.pager = Pager(self._draw, count, name="batch", cache=True)
         self.widget = widgets.VBox([self.pager.controls, self.pager.image])
+        self.widget.add_class("cdtools-batch-viewer")  # a handle for pages and tests
 
     @property
     def page(self) -> int:
@@ -99,8 +101,3 @@ class BatchViewer:
             n = self.rows
             return (before[:n], after[:n]), mask[:n]
         raise ParameterError(f"the {self.split} loader gave no batch; check the chips folder.")
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)

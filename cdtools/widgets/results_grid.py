@@ -8,6 +8,7 @@ import ipywidgets as widgets
 
 from cdtools.errors import ParameterError
 from cdtools.widgets.pager import Pager
+from cdtools.widgets.panel import Panel
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 THRESHOLDS = (0.05, 0.95)  # the slider's range
 
 
-class ResultsGrid:
+class ResultsGrid(Panel):
     """Validation batches, one per page: before | after | truth | prediction, as
     ``ChangeDetector.show_results`` draws them, with a threshold slider.
 
@@ -53,6 +54,7 @@ class ResultsGrid:
         self.slider.observe(lambda change: self.set_threshold(change["new"]), names="value")
         self.pager = Pager(self._draw, len(detector.data.valid), name="batch")
         self.widget = widgets.VBox([self.pager.controls, self.slider, self.pager.image])
+        self.widget.add_class("cdtools-results-grid")  # a handle for pages and tests
 
     @property
     def page(self) -> int:
@@ -96,8 +98,3 @@ class ResultsGrid:
         return self.detector.draw_results(
             self._results[page], rows=self.rows, threshold=self.threshold
         )
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 from cdtools.errors import ParameterError
 from cdtools.spotcheck import SpotCheck
 from cdtools.widgets.pager import Pager
+from cdtools.widgets.panel import Panel
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -21,7 +22,7 @@ CLASSES = ("class_before", "class_after")
 CONFIDENCES = ("confidence_before", "confidence_after")
 
 
-class SpotCheckViewer:
+class SpotCheckViewer(Panel):
     """One region per page, largest first: before | change probability | after with the
     region outlined (as :func:`cdtools.visual_spot_check` draws), and a line with its id,
     area and, when known, land cover before → after.
@@ -69,6 +70,7 @@ class SpotCheckViewer:
         self.slider.observe(lambda change: self._jump(change["new"] - 1), names="value")
         self.pager = Pager(self._draw, count, name="region", cache=True, on_show=self._update)
         self.widget = widgets.VBox([self.pager.controls, self.slider, self.text, self.pager.image])
+        self.widget.add_class("cdtools-spot-check")  # a handle for pages and tests
 
     @property
     def page(self) -> int:
