@@ -283,8 +283,10 @@ def _noise_of_dates(size: int, count: int, rng: np.random.Generator) -> NoiseBan
 def _looks(count: int, rng: np.random.Generator) -> tuple[DateLook, ...]:
     """One look per date: green and dry years alternate, light and sensor vary.
 
-    The first date is the reference (no misregistration, milder light, as the before
-    date of a pair); every later one is shifted by 0.3-0.7 pixel on both axes.
+    Dates alternate as the two dates of a pair do: even dates are the reference (no
+    misregistration, milder light), odd dates are shifted by 0.3-0.7 pixel on both axes
+    with stronger light and colour. Any two consecutive dates then differ as much as a
+    pair from make_scene_pair does, not twice as much.
     """
     lush = rng.uniform(0.7, 1.0)
     dry = lush - rng.uniform(0.35, 0.6)
@@ -293,7 +295,7 @@ def _looks(count: int, rng: np.random.Generator) -> tuple[DateLook, ...]:
     for k in range(count):
         base = lush if (k % 2 == 0) == green_first else dry
         greenness = float(np.clip(base + rng.uniform(-0.08, 0.08), 0.0, 1.0))
-        if k == 0:
+        if k % 2 == 0:
             shift, strength = (0.0, 0.0), 0.5
         else:
             offset = rng.uniform(0.3, 0.7, size=2) * rng.choice([-1, 1], size=2)
