@@ -46,7 +46,8 @@ lab: $(INSTALLED)
 notebooks: $(INSTALLED)
 	for nb in $(NOTEBOOKS); do \
 		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-			--ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
+			--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.store_widget_state=False \
+			"$$nb" || exit 1; \
 	done
 
 bench: $(INSTALLED)
