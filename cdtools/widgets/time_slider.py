@@ -66,6 +66,7 @@ class TimeSlider(Panel):
         images = [web_image(r, max_size=max_size) for r in rasters]
         limits = shared_limits(images, rgb)
         self.urls = [rgb_url(image, rgb=rgb, limits=limits) for image in images]
+        self.bounds = [image.bounds for image in images]  # dates need not share a grid
         self.change_urls: list[str | None] = [None]
         for change in changes or []:
             prob = read_change_map(change)
@@ -105,7 +106,8 @@ class TimeSlider(Panel):
         """Show date ``index`` (and the change since the date before, when known)."""
         if not 0 <= index < len(self.dates):
             raise ParameterError(f"date index {index} is outside 0..{len(self.dates) - 1}.")
-        self.image.url = self.urls[index]
+        with self.image.hold_sync():  # one message: the image never lands on another's place
+            self.image.url, self.image.bounds = self.urls[index], self.bounds[index]
         text = f"{self.dates[index]} ({index + 1} of {len(self.dates)})"
         if self.change is not None:
             self.change.url = self.change_urls[index] or _CLEAR

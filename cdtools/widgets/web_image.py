@@ -92,8 +92,9 @@ def _read(raster: Any, max_size: int) -> tuple[np.ndarray, Affine, CRS]:
             "e.g. pair.sel(time='before')."
         )
     step = max(1, math.ceil(max(raster.sizes["y"], raster.sizes["x"]) / (2 * max_size)))
-    transform = raster.rio.transform() * Affine.scale(step)
     values = np.asarray(raster[:, ::step, ::step].values, dtype=np.float32)
+    scale = (raster.sizes["x"] / values.shape[2], raster.sizes["y"] / values.shape[1])
+    transform = raster.rio.transform() * Affine.scale(*scale)  # the same footprint
     nodata = raster.rio.nodata
     if nodata is not None and not np.isnan(nodata):
         values[values == nodata] = np.nan
@@ -113,18 +114,21 @@ def _warp(
     values: np.ndarray, transform: Affine, crs: CRS, max_size: int, resampling: str
 ) -> WebImage:
     from rasterio.enums import Resampling
-    from rasterio.warp import calculate_default_transform, reproject
+    from rasterio.transform import from_bounds
+    from rasterio.warp import calculate_default_transform, reproject, transform_bounds
 
     bands, height, width = values.shape
     left, top = transform.c, transform.f
     right, bottom = transform * (width, height)
-    web, web_width, web_height = calculate_default_transform(
+    _, web_width, web_height = calculate_default_transform(
         crs, WEB_MERCATOR, width, height, left=left, bottom=bottom, right=right, top=top
+    )  # the size GDAL suggests: about the source's resolution
+    scale = max(1.0, max(web_width, web_height) / max_size)  # keep the browser's image small
+    web_width, web_height = (
+        max(1, min(max_size, round(n / scale))) for n in (web_width, web_height)
     )
-    scale = max(web_width, web_height) / max_size
-    if scale > 1:  # keep the browser's image small
-        web_width, web_height = math.ceil(web_width / scale), math.ceil(web_height / scale)
-        web = web * Affine.scale(scale)
+    envelope = transform_bounds(crs, WEB_MERCATOR, left, bottom, right, top, densify_pts=21)
+    web = from_bounds(*envelope, web_width, web_height)  # exactly the footprint, not a pixel more
     out = np.full((bands, web_height, web_width), np.nan, dtype=np.float32)
     reproject(
         values, out, src_transform=transform, src_crs=crs, src_nodata=np.nan,
