@@ -8,6 +8,7 @@ import numpy as np
 
 from cdtools.errors import ParameterError
 from cdtools.widgets.panel import Panel
+from cdtools.widgets.region_text import class_lookup, transition_text
 from cdtools.widgets.web_image import (
     MAX_SIZE,
     change_on,
@@ -94,7 +95,9 @@ class SplitMap(Panel):
         if change is not None:
             controls = self._add_change(change, threshold)
         if regions is not None:
-            self._add_regions(_with_classes(regions, classes))
+            self._add_regions(
+                regions, class_lookup(regions if classes is None else classes, classes is None)
+            )
         self.map.add(ipyleaflet.LayersControl(position="topright"))
         self.widget = ipywidgets.VBox([self.map, ipywidgets.HBox(controls)])
         self.widget.add_class("cdtools-split-map")  # a handle for pages and tests
@@ -138,7 +141,7 @@ class SplitMap(Panel):
         if "change" in self.layers:
             self.layers["change"].opacity = float(opacity)
 
-    def _add_regions(self, regions: Any) -> None:
+    def _add_regions(self, regions: Any, classes: dict[int, dict[str, Any]]) -> None:
         import ipyleaflet
         import ipywidgets
 
@@ -153,7 +156,8 @@ class SplitMap(Panel):
         self.markers = [
             ipyleaflet.CircleMarker(
                 location=(float(row["lat"]), float(row["lon"])), radius=6, weight=2,
-                color="#00e5ff", fill_opacity=0.3, popup=ipywidgets.HTML(region_popup(row, area)),
+                color="#00e5ff", fill_opacity=0.3,
+                popup=ipywidgets.HTML(region_popup(row, area, classes)),
             )
             for _, row in top.iterrows()
             if np.isfinite(row.get("lat", np.nan)) and np.isfinite(row.get("lon", np.nan))
@@ -162,25 +166,12 @@ class SplitMap(Panel):
         self.map.add(self.layers["markers"])
 
 
-def region_popup(row: Any, area: str = "area_m2") -> str:
+def region_popup(row: Any, area: str, classes: dict[int, dict[str, Any]]) -> str:
     """HTML for one region: id, area, and "Forest → Residential" when classes are known."""
     unit = "m²" if area == "area_m2" else "px"
     text = f"<b>region {int(row['id'])}</b><br>{float(row[area]):,.0f} {unit}"
-    if isinstance(row.get("class_before"), str) or isinstance(row.get("class_after"), str):
-        before = row.get("class_before") if isinstance(row.get("class_before"), str) else "?"
-        after = row.get("class_after") if isinstance(row.get("class_after"), str) else "?"
-        text += f"<br>{before} → {after}"
-    return text
-
-
-def _with_classes(regions: Any, classes: Any) -> Any:
-    """``regions`` with the class columns of a classify_patches table joined on ``id``."""
-    if classes is None:
-        return regions
-    extra = [c for c in classes.columns if c != "id" and c not in regions.columns]
-    joined = regions.merge(classes[["id", *extra]], on="id", how="left")
-    joined.attrs = dict(regions.attrs)
-    return joined
+    found = classes.get(int(row["id"]))
+    return text if found is None else f"{text}<br>{transition_text(found)}"
 
 
 def _polygons_in_degrees(regions: Any) -> dict[str, Any] | None:

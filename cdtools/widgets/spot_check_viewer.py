@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import html
-import math
-import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from cdtools.errors import ParameterError
 from cdtools.spotcheck import SpotCheck
 from cdtools.widgets.pager import Pager
 from cdtools.widgets.panel import Panel
+from cdtools.widgets.region_text import class_lookup, transition_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-CLASSES = ("class_before", "class_after")
-CONFIDENCES = ("confidence_before", "confidence_after")
 
 
 class SpotCheckViewer(Panel):
@@ -56,7 +50,7 @@ class SpotCheckViewer(Panel):
         classes: Any = None,
     ) -> None:
         self.checks = SpotCheck(pair, prob, regions, size=size, rgb=rgb)
-        self._classes = _class_lookup(regions if classes is None else classes, classes is None)
+        self._classes = class_lookup(regions if classes is None else classes, classes is None)
         count = len(self.checks)
         self.text = widgets.HTML()
         self.slider = widgets.IntSlider(
@@ -116,36 +110,6 @@ class SpotCheckViewer(Panel):
         parts = [f"<b>region id {int(region['id'])}</b>", f"area {area}"]
         found = self._classes.get(int(region["id"]))
         if found is not None:
-            parts.append(_transition(found))
+            parts.append(transition_text(found))
         self.text.value = " · ".join(parts)
         self.slider.value = i + 1  # its observer returns at once: the page is already i
-
-
-def _class_lookup(table: Any, optional: bool) -> dict[int, dict[str, Any]]:
-    """Class before and after (and confidences, when there) by region id."""
-    missing = [c for c in ("id", *CLASSES) if c not in table.columns]
-    if missing:
-        if optional:  # a regions table without classes
-            return {}
-        raise ParameterError(
-            f"classes has no column {', '.join(missing)}; pass the table classify_patches "
-            "returns (id, class_before, confidence_before, class_after, confidence_after)."
-        )
-    columns = [c for c in (*CLASSES, *CONFIDENCES) if c in table.columns]
-    rows = table.drop_duplicates("id").set_index("id")[columns]
-    return {int(i): row for i, row in rows.to_dict("index").items()}
-
-
-def _transition(found: dict[str, Any]) -> str:
-    """Forest → Residential (confidence 0.91 → 0.87); "no data" for a date without class."""
-    names = [_text(found[c]) for c in CLASSES]
-    line = html.escape(f"{names[0]} → {names[1]}")
-    confidences = [found.get(c) for c in CONFIDENCES]
-    if all(isinstance(c, numbers.Real) and math.isfinite(c) for c in confidences):
-        line += f" (confidence {confidences[0]:.2f} → {confidences[1]:.2f})"
-    return line
-
-
-def _text(value: Any) -> str:
-    missing = value is None or (isinstance(value, numbers.Real) and math.isnan(value))
-    return "no data" if missing else str(value)
