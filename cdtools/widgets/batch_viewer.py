@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import ipywidgets as widgets
 
 from cdtools.errors import ParameterError
-from cdtools.widgets.pager import Pager
-from cdtools.widgets.panel import Panel
+from cdtools.widgets.pager import PagedPanel, Pager
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
     from cdtools.data import ChangeDataLoaders
 
 
-class BatchViewer(Panel):
+class BatchViewer(PagedPanel):
     """Batches of chips, one per page: before | after | change mask, as ``show_batch``.
 
     Page ``i`` is the ``i``-th batch drawn from the loader of ``split``. The training
@@ -60,28 +59,6 @@ class BatchViewer(Panel):
         self.pager = Pager(self._draw, count, name="batch", cache=True)
         self.widget = widgets.VBox([self.pager.controls, self.pager.image])
         self.widget.add_class("cdtools-batch-viewer")  # a handle for pages and tests
-
-    @property
-    def page(self) -> int:
-        """The page shown, from 0."""
-        return self.pager.page
-
-    @property
-    def image(self) -> widgets.Image:
-        """The picture of the page shown (PNG bytes in ``image.value``)."""
-        return self.pager.image
-
-    def show(self, page: int) -> None:
-        """Show page ``page`` (from 0), drawing the batches up to it if needed."""
-        self.pager.show(page)
-
-    def next(self) -> None:
-        """Show the next batch."""
-        self.pager.next()
-
-    def previous(self) -> None:
-        """Show the batch before (the same picture as when it was first shown)."""
-        self.pager.previous()
 
     def _draw(self, page: int) -> Figure:
         while len(self._batches) <= page:

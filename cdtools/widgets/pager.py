@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from cdtools.errors import ParameterError
+from cdtools.widgets.panel import Panel
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -114,3 +115,31 @@ class Pager:
         if self._cache is not None:
             self._cache.pop(self.page, None)
         self.show(self.page)
+
+
+class PagedPanel(Panel):
+    """A panel whose picture is a :class:`Pager`'s: paging is the pager's, shown here."""
+
+    pager: Pager
+
+    @property
+    def page(self) -> int:
+        """The page shown, from 0."""
+        return self.pager.page
+
+    @property
+    def image(self) -> widgets.Image:
+        """The picture shown (PNG bytes in ``image.value``)."""
+        return self.pager.image
+
+    def show(self, page: int) -> None:
+        """Show page ``page`` (from 0)."""
+        self.pager.show(page)
+
+    def next(self) -> None:
+        """Show the next page."""
+        self.pager.next()
+
+    def previous(self) -> None:
+        """Show the page before (the same picture as when it was first shown)."""
+        self.pager.previous()

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from cdtools.errors import ParameterError
-from cdtools.widgets.pager import Pager
-from cdtools.widgets.panel import Panel
+from cdtools.widgets.pager import PagedPanel, Pager
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 THRESHOLDS = (0.05, 0.95)  # the slider's range
 
 
-class ResultsGrid(Panel):
+class ResultsGrid(PagedPanel):
     """Validation batches, one per page: before | after | truth | prediction, as
     ``ChangeDetector.show_results`` draws them, with a threshold slider.
 
@@ -56,16 +55,6 @@ class ResultsGrid(Panel):
         self.widget = widgets.VBox([self.pager.controls, self.slider, self.pager.image])
         self.widget.add_class("cdtools-results-grid")  # a handle for pages and tests
 
-    @property
-    def page(self) -> int:
-        """The page shown, from 0 (the validation batch)."""
-        return self.pager.page
-
-    @property
-    def image(self) -> widgets.Image:
-        """The picture of the page shown (PNG bytes in ``image.value``)."""
-        return self.pager.image
-
     def set_threshold(self, threshold: float) -> None:
         """Redraw the page shown with pixels above ``threshold`` as change (no new prediction)."""
         if not 0.0 <= threshold <= 1.0:
@@ -76,18 +65,6 @@ class ResultsGrid(Panel):
         if THRESHOLDS[0] <= threshold <= THRESHOLDS[1]:
             self.slider.value = threshold  # its observer comes back here and returns above
         self.pager.redraw()
-
-    def show(self, page: int) -> None:
-        """Show validation batch ``page`` (from 0)."""
-        self.pager.show(page)
-
-    def next(self) -> None:
-        """Show the next validation batch."""
-        self.pager.next()
-
-    def previous(self) -> None:
-        """Show the validation batch before."""
-        self.pager.previous()
 
     def _predict(self, page: int) -> tuple[Any, ...]:
         return tuple(t[: self.rows] for t in self.detector.validation_batch(page))

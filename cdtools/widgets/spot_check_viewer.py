@@ -8,15 +8,14 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from cdtools.spotcheck import SpotCheck
-from cdtools.widgets.pager import Pager
-from cdtools.widgets.panel import Panel
+from cdtools.widgets.pager import PagedPanel, Pager
 from cdtools.widgets.region_text import class_lookup, transition_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-class SpotCheckViewer(Panel):
+class SpotCheckViewer(PagedPanel):
     """One region per page, largest first: before | change probability | after with the
     region outlined (as :func:`cdtools.visual_spot_check` draws), and a line with its id,
     area and, when known, land cover before → after.
@@ -67,31 +66,9 @@ class SpotCheckViewer(Panel):
         self.widget.add_class("cdtools-spot-check")  # a handle for pages and tests
 
     @property
-    def page(self) -> int:
-        """The position of the region shown, from 0 (the largest)."""
-        return self.pager.page
-
-    @property
-    def image(self) -> widgets.Image:
-        """The picture of the region shown (PNG bytes in ``image.value``)."""
-        return self.pager.image
-
-    @property
     def regions(self) -> Any:
         """The regions in the order shown, largest first."""
         return self.checks.regions
-
-    def show(self, i: int) -> None:
-        """Show the ``i``-th largest region (from 0)."""
-        self.pager.show(i)
-
-    def next(self) -> None:
-        """Show the next smaller region."""
-        self.pager.next()
-
-    def previous(self) -> None:
-        """Show the next larger region."""
-        self.pager.previous()
 
     def _jump(self, i: int) -> None:
         if i != self.page:
