@@ -2,14 +2,16 @@
 
     .venv/bin/python docs/screenshots.py
 
-Each notebook below is run top to bottom in a real JupyterLab (as ``make lab`` would),
+A copy of each notebook below is run top to bottom in a real JupyterLab (as in ``make lab``),
 and every cdtools panel it shows is saved to ``docs/images/<panel>.jpg``. Needs Chromium
 and Playwright, as the browser test does (``make browser``).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +40,11 @@ def main() -> None:
         sys.exit("no Chromium or Playwright: run `make browser` and `make install` first")
     out = ROOT / "docs" / "images"
     out.mkdir(parents=True, exist_ok=True)
-    with jupyter_lab(ROOT / "notebooks", timeout=90) as lab, browser_page(chromium) as page:
+    # Copies: JupyterLab autosaves open notebooks, and the committed ones come from nbval's run.
+    root = Path(tempfile.mkdtemp(prefix="cdtools-screenshots-"))
+    for notebook in PANELS:
+        shutil.copy(ROOT / "notebooks" / notebook, root / notebook)
+    with jupyter_lab(root, timeout=90) as lab, browser_page(chromium) as page:
         for notebook, panel in PANELS.items():
             run_notebook(page, lab, notebook, done=f".{panel}", timeout_s=600)
             page.wait_for_selector(
