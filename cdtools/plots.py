@@ -16,6 +16,11 @@ CHANGE_RGBA = (1.0, 0.15, 0.1, 0.55)  # change overlaid in translucent red
 IGNORE_RGBA = (0.5, 0.5, 0.5, 0.55)  # ignored pixels in grey
 
 
+def rgb_bands(rgb: Sequence[int], count: int) -> list[int]:
+    """The band indices shown as red, green and blue; the first band for missing ones."""
+    return [b if b < count else 0 for b in rgb]
+
+
 def to_rgb(
     image: np.ndarray,
     *,
@@ -27,7 +32,7 @@ def to_rgb(
     Bands ``rgb`` are shown (the first band three times for single-band images), each
     stretched between its 2nd and 98th percentile, or between ``limits`` when given.
     """
-    picked = image[[b if b < image.shape[0] else 0 for b in rgb]].astype(np.float32)
+    picked = image[rgb_bands(rgb, image.shape[0])].astype(np.float32)
     low, high = limits if limits is not None else stretch_limits([picked])
     return np.clip((picked - low) / np.maximum(high - low, 1e-6), 0, 1).transpose(1, 2, 0)
 
@@ -54,7 +59,7 @@ def pair_rgb(
     before: np.ndarray, after: np.ndarray, rgb: Sequence[int] = (0, 1, 2)
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both dates as displayable RGB, stretched with the same limits (see stretch_limits)."""
-    picked = [b if b < before.shape[0] else 0 for b in rgb]
+    picked = rgb_bands(rgb, before.shape[0])
     limits = stretch_limits([before[picked], after[picked]])
     return to_rgb(before, rgb=rgb, limits=limits), to_rgb(after, rgb=rgb, limits=limits)
 

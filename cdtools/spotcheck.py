@@ -167,10 +167,10 @@ def _draw_region(
     """before | change probability | after of one region on three axes, outlined in cyan."""
     import matplotlib.pyplot as plt
 
-    from cdtools.plots import stretch_limits, to_rgb
+    from cdtools.plots import rgb_bands, stretch_limits, to_rgb
 
     colours = plt.get_cmap("magma").with_extremes(bad="black")  # no data: black, as the images
-    picked = [b if b < patch.before.shape[0] else 0 for b in rgb]
+    picked = rgb_bands(rgb, patch.before.shape[0])
     both = np.concatenate([patch.before[picked], patch.after[picked]], axis=2)
     inside = both[:, np.isfinite(both).all(axis=0)][:, None, :]  # limits from real pixels
     limits = stretch_limits([inside]) if inside.size else None

@@ -145,13 +145,11 @@ def rgb_url(
     limits: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
     """The image as a PNG data URL: bands ``rgb`` stretched (2-98 %), no data transparent."""
-    from cdtools.plots import stretch_limits, to_rgb
+    from cdtools.plots import rgb_bands, to_rgb
 
-    picked = [b if b < image.values.shape[0] else 0 for b in rgb]
-    valid = np.isfinite(image.values[picked]).all(axis=0)
+    valid = np.isfinite(image.values[rgb_bands(rgb, image.values.shape[0])]).all(axis=0)
     if limits is None:
-        inside = image.values[picked][:, valid][:, None, :]
-        limits = stretch_limits([inside]) if inside.size else None
+        limits = shared_limits([image], rgb)
     shown = np.nan_to_num(to_rgb(np.nan_to_num(image.values), rgb=rgb, limits=limits))
     rgba = np.dstack([np.round(shown * 255), np.where(valid, 255, 0)]).astype(np.uint8)
     return png_url(rgba)
@@ -159,11 +157,11 @@ def rgb_url(
 
 def shared_limits(images: Sequence[WebImage], rgb: Sequence[int] = (0, 1, 2)) -> Any:
     """One 2-98 % stretch over several dates' valid pixels, so brightness stays comparable."""
-    from cdtools.plots import stretch_limits
+    from cdtools.plots import rgb_bands, stretch_limits
 
     parts = []
     for image in images:
-        picked = image.values[[b if b < image.values.shape[0] else 0 for b in rgb]]
+        picked = image.values[rgb_bands(rgb, image.values.shape[0])]
         inside = picked[:, np.isfinite(picked).all(axis=0)]
         if inside.size:
             parts.append(inside[:, None, :])
