@@ -17,6 +17,7 @@ _EXPORTS = {
     "make_scene_patches": "cdtools.synthetic",
     "make_time_series": "cdtools.synthetic",
     "export_training_data": "cdtools.export",
+    "masks_to_labels": "cdtools.sparse_labels",
     "prepare_data": "cdtools.data",
     "fetch": "cdtools.manifest",
     "load_pair": "cdtools.pair",

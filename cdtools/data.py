@@ -126,25 +126,53 @@ class ChipPairs(torch.utils.data.Dataset):
         return len(self.chips)
 
     def check_labels(self, *, limit: int = 500) -> None:
-        """Refuse chips with no labelled pixel, or no change at all (a warning when only
-        ``limit`` of more chips were read), as there is nothing to learn from them."""
+        """Check that the chips hold labelled pixels and change to learn from.
+
+        Reads up to ``limit`` chips (drawn with the dataset's seed). No labelled pixel at
+        all is a :class:`LabelError`. Labelled pixels without a single change pixel are a
+        :class:`LabelError` for dense labels, and a :class:`CdtoolsWarning` when the labels
+        are sparse (pixels marked 255 = ignore lie among labelled ones, as with sample
+        masks; the padding along chip edges does not count) or when only a sample of the
+        chips was read: the split may be unlucky rather than wrong, but F1 of change
+        cannot be learnt from it. Both messages give the pixel counts.
+
+        Example:
+            >>> dls.train_ds.check_labels()  # doctest: +SKIP
+        """
         picked = np.random.default_rng(self.seed).permutation(len(self.chips))[:limit]
-        labelled = change = 0
+        labelled = change = gaps = 0
         for i in picked.tolist():
             chip = self.chips[i]
             mask = CODINGS[chip.coding][read_label_values(chip.label)]
-            labelled += int((mask != IGNORE).sum())
+            known = mask != IGNORE
+            labelled += int(known.sum())
             change += int((mask == 1).sum())
+            # Ignored pixels above and left of the last labelled row and column: unlabelled
+            # pixels among the labels, not the padding along a chip's bottom and right edge.
+            rows, cols = np.flatnonzero(known.any(axis=1)), np.flatnonzero(known.any(axis=0))
+            if rows.size:
+                gaps += int((~known[: rows[-1] + 1, : cols[-1] + 1]).sum())
+        checked = f"{len(picked)} of {len(self)} training chips checked"
         if labelled == 0:
             raise LabelError(
-                f"the {len(picked)} training chips checked have no labelled pixels (all 255 = "
-                "ignore); export chips with change labels before training."
+                f"the {checked} have no labelled pixels (all 255 = ignore); export chips with "
+                "change labels before training."
             )
         if change == 0:
+            counts = f"{labelled:,} labelled pixels and 0 change pixels in the {checked}"
+            if gaps:
+                warnings.warn(
+                    f"the training chips hold no change ({counts}; the labels are sparse): "
+                    "F1 of change cannot be learnt from this split. Label more change, or "
+                    "split again (another seed or val_split_pct) so that training gets some.",
+                    CdtoolsWarning,
+                    stacklevel=3,
+                )
+                return
             message = (
-                f"the training chips hold no change ({len(picked)} of {len(self)} checked); a "
-                "change detector cannot learn from that. Export chips whose labels include "
-                "change (min_change_fraction > 0 keeps chips with change)."
+                f"the training chips hold no change ({counts}); a change detector cannot "
+                "learn from that. Export chips whose labels include change "
+                "(min_change_fraction > 0 keeps chips with change)."
             )
             if len(picked) < len(self):
                 warnings.warn(message, CdtoolsWarning, stacklevel=3)

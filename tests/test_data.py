@@ -10,7 +10,7 @@ import torch
 
 from cdtools.augment import augment_pair
 from cdtools.data import NormStats, prepare_data
-from cdtools.errors import ChipsFolderError, ParameterError
+from cdtools.errors import CdtoolsWarning, ChipsFolderError, LabelError, ParameterError
 from cdtools.export import export_training_data
 from tests.conftest import Pair
 
@@ -198,3 +198,61 @@ def test_several_chip_folders_train_together(pair: Pair, tmp_path: Path) -> None
     change = [int((dls.valid_ds[i][1] == 1).sum()) for i in range(len(dls.valid_ds))]
     change += [int((dls.train_ds.raw(i)[2] == 1).sum()) for i in range(len(dls.train_ds))]
     assert sum(change) == 2 * 50 * 50  # 0/1 and 0/255 codings both read right
+
+
+def test_check_labels_refuses_dense_labels_without_change_and_warns_on_sparse(
+    pair: Pair, tmp_path: Path
+) -> None:
+    from cdtools.chips import Chip
+    from cdtools.data import ChipPairs
+    from cdtools.raster import write_geotiff
+
+    def chips_of(labels: np.ndarray, name: str) -> tuple[ChipPairs, int]:
+        # nodata=255: a raster of only 0 and 255 would otherwise read as 0/255 (255 = change)
+        write_geotiff(
+            tmp_path / f"{name}.tif", labels, transform=pair.transform, crs="EPSG:32614", nodata=255
+        )
+        out = export_training_data(
+            pair.before,
+            pair.after,
+            tmp_path / f"{name}.tif",
+            tmp_path / name,
+            tile_size=64,
+            stride=64,
+            progress=False,
+        )
+        train = prepare_data(out, chip_size=64, val_split_pct=0.2, seed=0).train_ds
+        labelled = sum(int((train.raw(i)[2] != 255).sum()) for i in range(len(train)))
+        return train, labelled
+
+    # Dense labels (every pixel 0 but the padding of edge chips): nothing to learn.
+    dense, labelled = chips_of(np.zeros((300, 200), np.uint8), "dense")
+    counts = rf"\({labelled:,} labelled pixels and 0 change pixels in the 16 of 16 training"
+    with pytest.raises(LabelError, match=rf"hold no change {counts}"):
+        dense.check_labels()
+    with pytest.warns(CdtoolsWarning, match=r"hold no change .* in the 4 of 16 training chips"):
+        dense.check_labels(limit=4)  # only a sample was read: it may be unlucky
+
+    # Sparse samples, none of them change: a warning that says so, with the counts.
+    sparse = np.full((300, 200), 255, np.uint8)
+    for row in range(10, 300, 40):
+        for col in range(10, 200, 40):
+            sparse[row : row + 5, col : col + 5] = 0
+    train, labelled = chips_of(sparse, "sparse")
+    assert len(train) == 12 and labelled == 750  # the last column of chips holds no sample
+    counts = rf"\({labelled:,} labelled pixels and 0 change pixels in the 12 of 12 training"
+    with pytest.warns(CdtoolsWarning, match=rf"{counts}.*sparse.*F1 of change cannot be learnt"):
+        train.check_labels()
+
+    # No labelled pixel at all stays an error.
+    write_geotiff(tmp_path / "none.tif", np.full((64, 64), 255, np.uint8))
+    unlabelled = ChipPairs(
+        [Chip(pair.before, pair.after, tmp_path / "none.tif")],
+        stats=NormStats((0.0,) * 3, (1.0,) * 3),
+        bands=None,
+        chip_size=64,
+        augment=False,
+        seed=0,
+    )
+    with pytest.raises(LabelError, match=r"the 1 of 1 training chips checked have no labelled"):
+        unlabelled.check_labels()
