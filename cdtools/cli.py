@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto: fp16 on a GPU, bf16 on a CPU that has it, fp32 otherwise",
     )
+    predict.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average each tile over its 8 flips and quarter turns "
+        "(8 times the compute)",
+    )
     cluster = predict.add_mutually_exclusive_group()
     cluster.add_argument(
         "--workers", type=int, metavar="N", help="run on a local dask cluster of N processes"
@@ -231,7 +237,7 @@ def _predict(args: argparse.Namespace) -> None:
     with _dask_client(args.workers, args.scheduler):  # first, so the model is sent once
         change = predict_scene(
             model, pair, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-            precision=args.precision, chunk=args.chunk,
+            precision=args.precision, chunk=args.chunk, tta=args.tta,
         )  # fmt: skip
         if args.mask:
             change = threshold_change(change, model.spec.threshold)

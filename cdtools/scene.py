@@ -41,6 +41,7 @@ def predict_scene(
     device: str | None = None,
     precision: Precision = "auto",
     chunk: int | None = None,
+    tta: bool = False,
 ) -> Any:
     """Lazy change probability of a whole aligned pair, on the pair's grid.
 
@@ -57,6 +58,9 @@ def predict_scene(
         precision: "fp32", "bf16" or "fp16"; "auto" is fp16 on GPUs, bf16 on CPUs that
             support it, fp32 otherwise.
         chunk: dask chunk size in pixels (default 1024; at least the tile size).
+        tta: test-time augmentation: each tile's probability is the mean over its 8 flips
+            and quarter turns (:func:`cdtools.tta.dihedral_mean`), 8 times the compute;
+            for models whose ``output`` is "logit" or "distance" (all of cdtools.models).
 
     Returns:
         A lazy uint8 ``(y, x)`` DataArray: ``min(round(255 p), 254)`` for probability p,
@@ -68,6 +72,7 @@ def predict_scene(
         >>> pair = load_pair("before.tif", "after.tif")  # doctest: +SKIP
         >>> change = predict_scene(detector, pair)  # doctest: +SKIP
         >>> write_raster(change, "change.tif")  # doctest: +SKIP
+        >>> smoother = predict_scene(detector, pair, tta=True)  # doctest: +SKIP
     """
     import dask.array as da
 
@@ -75,6 +80,8 @@ def predict_scene(
         raise ParameterError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}.")
     handle = SceneModel.of(model)
     spec = handle.spec
+    if tta:
+        _check_tta(spec)
     pair = _model_bands(pair, spec)
     height, width = pair.sizes["y"], pair.sizes["x"]
     tile, overlap = _tiling(spec, height, width, tile, overlap, largest=chunk or 640)
@@ -91,6 +98,7 @@ def predict_scene(
         "batch_size": batch_size,
         "device": device,
         "precision": precision,
+        "tta": tta,
     }
     sums = da.map_blocks(
         _owned_tiles,
@@ -117,6 +125,15 @@ def predict_scene(
         token="cdtools-blend",
     )
     return _as_dataarray(change, pair, spec, tile, overlap)
+
+
+def _check_tta(spec: ModelSpec) -> None:
+    """Refuse tta=True now, not on a worker, when the model's class cannot take it."""
+    from cdtools.models import ARCHITECTURES
+    from cdtools.tta import check_tta_model
+
+    if spec.arch in ARCHITECTURES:  # an unknown one fails where it is built
+        check_tta_model(ARCHITECTURES[spec.arch])
 
 
 def _model_bands(pair: Any, spec: ModelSpec) -> Any:
@@ -240,6 +257,7 @@ def _owned_tiles(
             np.stack([after[s] for s in crops]),
             device=options["device"],
             precision=options["precision"],
+            tta=options["tta"],
         )
         for (r, c), prob in zip(batch, probs, strict=True):
             gr, gc = r + y0, c + x0

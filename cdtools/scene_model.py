@@ -109,23 +109,37 @@ class SceneModel:
         return client.scatter(self, broadcast=True, hash=True)
 
     def predict(
-        self, before: np.ndarray, after: np.ndarray, *, device: str | None, precision: Precision
+        self,
+        before: np.ndarray,
+        after: np.ndarray,
+        *,
+        device: str | None,
+        precision: Precision,
+        tta: bool = False,
     ) -> np.ndarray:
-        """Change probability ``(n, h, w)`` of normalised ``(n, c, h, w)`` batches."""
+        """Change probability ``(n, h, w)`` of normalised ``(n, c, h, w)`` batches; with
+        ``tta``, the mean over the 8 flips and quarter turns of each (square) tile."""
         import torch
 
         from cdtools.models import to_probability
+        from cdtools.tta import check_tta_model, dihedral_mean
 
         model, device, precision = self.module(device, precision)
+        if tta:
+            check_tta_model(model)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        with _FORWARD_LOCK, torch.inference_mode():
+
+        def forward(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+            # a flipped or turned tensor has other strides: channels-last again for the convs
+            pair = tuple(x.contiguous(memory_format=torch.channels_last) for x in (before, after))
             with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
-                pair = tuple(
-                    torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
-                    for x in (before, after)
-                )
                 raw = model(pair)
-            return to_probability(model, raw.float())[:, 0].cpu().numpy()
+            return to_probability(model, raw.float())[:, 0]
+
+        with _FORWARD_LOCK, torch.inference_mode():
+            pair = tuple(torch.from_numpy(x).to(device) for x in (before, after))
+            prob = dihedral_mean(forward, *pair) if tta else forward(*pair)
+            return prob.cpu().numpy()
 
 
 def _fold_batch_norms(model: Any, in_channels: int) -> Any:
