@@ -13,9 +13,12 @@ IGNORE = 255
 
 
 class BCEDiceLoss(nn.Module):
-    """Binary cross-entropy plus soft Dice of the change class, over labelled pixels.
+    """A pixel loss plus soft Dice of the change class, over labelled pixels.
 
-    BCE learns every pixel; Dice keeps the rare change class from being swamped.
+    The pixel loss learns every pixel; Dice keeps the rare change class from being
+    swamped. The pixel loss is binary cross-entropy, or the focal loss (Lin et al. 2017)
+    with ``focal_gamma > 0``, which weighs down the many easy pixels; ``pos_weight``
+    weighs change pixels more in it.
 
     Example:
         >>> loss = BCEDiceLoss()
@@ -23,9 +26,18 @@ class BCEDiceLoss(nn.Module):
         True
     """
 
-    def __init__(self, *, bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0):
+    def __init__(
+        self,
+        *,
+        bce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        smooth: float = 1.0,
+        focal_gamma: float = 0.0,
+        pos_weight: float = 1.0,
+    ):
         super().__init__()
         self.bce_weight, self.dice_weight, self.smooth = bce_weight, dice_weight, smooth
+        self.focal_gamma, self.pos_weight = focal_gamma, pos_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits[:, 0].float()
@@ -33,12 +45,21 @@ class BCEDiceLoss(nn.Module):
         if not valid.any():
             return logits.sum() * 0.0
         truth = (target == 1).float()
-        bce = F.binary_cross_entropy_with_logits(logits[valid], truth[valid])
-        prob = torch.sigmoid(logits) * valid
-        truth = truth * valid
+        return self.bce_weight * self._pixel_loss(
+            logits[valid], truth[valid]
+        ) + self.dice_weight * self._dice(torch.sigmoid(logits) * valid, truth * valid)
+
+    def _pixel_loss(self, logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        weight = 1.0 + (self.pos_weight - 1.0) * truth
+        loss = F.binary_cross_entropy_with_logits(logits, truth, reduction="none")
+        if self.focal_gamma > 0:  # (1 - p_t)^gamma, p_t the probability of the true class
+            p_true = torch.exp(-loss)
+            loss = (1 - p_true) ** self.focal_gamma * loss
+        return (weight * loss).sum() / weight.sum()
+
+    def _dice(self, prob: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
         overlap = (prob * truth).sum()
-        dice = 1 - (2 * overlap + self.smooth) / (prob.sum() + truth.sum() + self.smooth)
-        return self.bce_weight * bce + self.dice_weight * dice
+        return 1 - (2 * overlap + self.smooth) / (prob.sum() + truth.sum() + self.smooth)
 
 
 class BatchBalancedContrastiveLoss(nn.Module):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -21,6 +22,11 @@ from cdtools.models.backbone import make_encoder
         ("stanet", {"attention_type": "PAM"}),
         ("stanet", {"attention_type": "BAM"}),
         ("bit", {}),
+        ("fc_ef", {}),
+        ("fc_siam_conc", {}),
+        ("fc_siam_diff", {}),
+        ("tinycd", {}),
+        ("tinycd", {"backbone": "resnet18"}),
     ],
 )
 @pytest.mark.parametrize("bands", [3, 6])
@@ -127,7 +133,9 @@ def test_bad_backbone_and_weight_file(tmp_path: Path) -> None:
         make_encoder("resnet18", 3, pretrained=other)
 
 
-@pytest.mark.parametrize("arch", ["siamese_unet", "stanet", "bit"])
+@pytest.mark.parametrize(
+    "arch", ["siamese_unet", "stanet", "bit", "fc_ef", "fc_siam_conc", "fc_siam_diff", "tinycd"]
+)
 def test_each_architecture_learns_a_few_steps(arch: str) -> None:
     from cdtools.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
 
@@ -139,7 +147,8 @@ def test_each_architecture_learns_a_few_steps(arch: str) -> None:
     target = torch.zeros(4, 64, 64, dtype=torch.long)
     target[:, 16:40, 20:44] = 1
     after[:, :, 16:40, 20:44] += 3.0  # something new and bright
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    lr = 1e-2 if arch == "tinycd" else 1e-3  # tiny and instance-normalised: wants more
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for _ in range(8):
         loss = loss_fn(model((before, after)), target)
@@ -177,3 +186,60 @@ def test_auto_downloads_served_weights_checks_them_and_loads_them(
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+@pytest.mark.parametrize(("backbone", "largest"), [("efficientnet-b4", 300_000), ("resnet18", 1e6)])
+def test_tinycd_is_tiny_and_trains_its_encoder(backbone: str, largest: float) -> None:
+    model = ARCHITECTURES["tinycd"](3, backbone=backbone, pretrained=False)
+    assert sum(p.numel() for p in model.parameters()) < largest  # paper: 0.28 M with B4
+    assert model.weights_source == "random"
+    before, after = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    model((before, after)).mean().backward()
+    encoder = model.encoder_parameters()
+    assert encoder and all(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder[:3])
+
+
+def test_tinycd_takes_any_size_from_16_pixels() -> None:
+    model = ARCHITECTURES["tinycd"](4, pretrained="auto")
+    for height, width in ((16, 16), (100, 76), (33, 47)):
+        x = torch.randn(2, 4, height, width)
+        assert model((x, x.flip(0))).shape == (2, 1, height, width)
+
+
+def test_tinycd_refuses_pretrained_weights_and_unknown_backbones(tmp_path: Path) -> None:
+    tinycd = ARCHITECTURES["tinycd"]
+    for pretrained in (True, tmp_path / "weights.safetensors", "weights.pth"):
+        with pytest.raises(ParameterError, match="trained from scratch"):
+            tinycd(3, pretrained=pretrained)
+    with pytest.raises(ParameterError, match="efficientnet-b4"):
+        tinycd(3, backbone="vgg16")
+
+
+def test_tinycd_package_round_trip_and_predict_scene(tmp_path: Path) -> None:
+    from cdtools.data import prepare_data
+    from cdtools.detector import ChangeDetector
+    from cdtools.export import export_training_data
+    from cdtools.pair import load_pair
+    from cdtools.scene import predict_scene
+    from tests.conftest import make_pair
+
+    pair = make_pair(tmp_path / "scene", height=128, width=128, square=(30, 70, 40, 90))
+    chips = export_training_data(
+        pair.before, pair.after, pair.polygons, tmp_path / "chips",
+        tile_size=64, stride=32, progress=False,
+    )  # fmt: skip
+    dls = prepare_data(chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
+    torch.manual_seed(0)
+    detector = ChangeDetector(dls, arch="tinycd", backbone="efficientnet-b4", pretrained=False)
+    detector.fit(1, 1e-2)
+    folder = detector.save(tmp_path / "model")
+    loaded = ChangeDetector.from_model(folder)
+    assert loaded.spec.arch == "tinycd" and loaded.spec.backbone == "efficientnet-b4"
+    x = np.random.default_rng(0).integers(0, 255, (3, 96, 80)).astype(np.uint8)
+    y = x.copy()
+    y[:, 20:50, 20:50] = 255
+    np.testing.assert_allclose(loaded.predict(x, y).values, detector.predict(x, y).values)
+    scene = load_pair(pair.before, pair.after)
+    change = predict_scene(folder, scene, tile=64, overlap=16, precision="fp32").compute()
+    assert change.shape == (128, 128) and change.dtype == np.uint8
+    assert change.rio.crs == scene.rio.crs

@@ -7,20 +7,32 @@ Every model takes a ``(before, after)`` tuple of ``(b, c, h, w)`` tensors and re
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from cdtools.models.bit import BIT
+from cdtools.models.fc import FCEF, FCSiamConc, FCSiamDiff
 from cdtools.models.siamese_unet import SiameseUNet
 from cdtools.models.stanet import STANet
+from cdtools.models.tinycd import TinyCD
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "siamese_unet": SiameseUNet,
     "stanet": STANet,
     "bit": BIT,
+    "fc_ef": FCEF,
+    "fc_siam_conc": FCSiamConc,
+    "fc_siam_diff": FCSiamDiff,
+    "tinycd": TinyCD,
 }
+
+
+def default_backbone(arch: str) -> str | None:
+    """The encoder an architecture uses when none is named (None: it has its own only)."""
+    return inspect.signature(ARCHITECTURES[arch]).parameters["backbone"].default
 
 
 def to_probability(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
@@ -31,4 +43,15 @@ def to_probability(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(output)
 
 
-__all__ = ["ARCHITECTURES", "BIT", "STANet", "SiameseUNet", "to_probability"]
+__all__ = [
+    "ARCHITECTURES",
+    "BIT",
+    "FCEF",
+    "FCSiamConc",
+    "FCSiamDiff",
+    "STANet",
+    "SiameseUNet",
+    "TinyCD",
+    "default_backbone",
+    "to_probability",
+]

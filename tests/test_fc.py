@@ -1,0 +1,106 @@
+"""The FC family (Daudt et al. 2018) and bf16 training on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cdtools.errors import ParameterError
+from cdtools.models import ARCHITECTURES
+
+
+@pytest.fixture(scope="module")
+def tiny_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cdtools.export import export_training_data
+    from tests.conftest import make_pair
+
+    folder = tmp_path_factory.mktemp("fc")
+    pair = make_pair(folder / "scene", height=128, width=128, square=(30, 70, 40, 90))
+    return export_training_data(
+        pair.before, pair.after, pair.polygons, folder / "chips",
+        tile_size=64, stride=32, progress=False,
+    )  # fmt: skip
+
+
+# Parameter counts of the paper's networks (1.35 M, 1.55 M, 1.35 M for RGB pairs).
+PAPER_PARAMETERS = {"fc_ef": 1_350_433, "fc_siam_conc": 1_545_841, "fc_siam_diff": 1_350_001}
+
+
+@pytest.mark.parametrize("arch", sorted(PAPER_PARAMETERS))
+def test_fc_networks_have_the_papers_size_and_take_any_image_size(arch: str) -> None:
+    model = ARCHITECTURES[arch](3).eval()
+    assert sum(p.numel() for p in model.parameters()) == PAPER_PARAMETERS[arch]
+    assert model.weights_source == "random"
+    for height, width in ((16, 16), (100, 77), (64, 48)):
+        x = torch.randn(1, 3, height, width)
+        with torch.no_grad():
+            assert model((x, x)).shape == (1, 1, height, width)
+
+
+def test_fc_siam_diff_skips_see_no_change_for_identical_dates() -> None:
+    model = ARCHITECTURES["fc_siam_diff"](3).eval()
+    seen = []
+    model.decoder[-1].register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        model((x, x))
+    skip = seen[0][:, 16:]  # the level-1 skip: |after - before| of the shared encoder
+    assert torch.count_nonzero(skip) == 0
+
+
+def test_fc_networks_refuse_pretrained_weights() -> None:
+    with pytest.raises(ParameterError, match="trained from scratch"):
+        ARCHITECTURES["fc_siam_diff"](3, pretrained=True)
+
+
+def test_fc_siam_diff_package_round_trip(tmp_path: Path, tiny_chips: Path) -> None:
+    from cdtools.data import prepare_data
+    from cdtools.detector import ChangeDetector
+
+    dls = prepare_data(tiny_chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
+    torch.manual_seed(0)
+    detector = ChangeDetector(dls, arch="fc_siam_diff", pretrained=False)
+    with detector.learn.no_bar(), detector.learn.no_logging():
+        detector.fit(1, 1e-3, checkpoint=False)
+    path = detector.save(tmp_path / "fc", overwrite=True)
+    again = ChangeDetector.from_model(path)
+    x = torch.randn(1, dls.n_bands, 64, 64)
+    detector.model.eval()
+    with torch.no_grad():
+        assert torch.equal(detector.model((x, x * 0.5)), again.model((x, x * 0.5)))
+
+
+def test_bf16_training_learns_and_leaves_an_fp32_model(tiny_chips: Path) -> None:
+    from cdtools.data import prepare_data
+    from cdtools.detector import ChangeDetector
+
+    dls = prepare_data(tiny_chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
+    torch.manual_seed(0)
+    detector = ChangeDetector(dls, arch="fc_siam_diff", pretrained=False)
+    before = {k: v.clone() for k, v in detector.model.state_dict().items()}
+    with detector.learn.no_bar(), detector.learn.no_logging():
+        detector.fit(2, 1e-3, checkpoint=False, precision="bf16")
+    state = detector.model.state_dict()
+    assert all(v.dtype == before[k].dtype for k, v in state.items())
+    assert not torch.equal(state["head.weight"], before["head.weight"])
+    conv = detector.model.head.weight
+    assert conv.is_contiguous()  # channels-last only while training
+    assert detector.spec.training["last_fit"]["precision"] == "bf16"
+    losses = [float(v) for v in detector.learn.recorder.losses]
+    assert all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_fp16_training_on_a_cpu_is_refused(tiny_chips: Path) -> None:
+    from cdtools.data import prepare_data
+    from cdtools.detector import ChangeDetector
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: fp16 training is allowed")
+    dls = prepare_data(tiny_chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
+    detector = ChangeDetector(dls, arch="fc_siam_diff", pretrained=False)
+    with pytest.raises(ParameterError, match="GPU"):
+        detector.fit(1, 1e-3, precision="fp16")
+    with pytest.raises(ParameterError, match="precision must be"):
+        detector.fit(1, 1e-3, precision="int8")  # type: ignore[arg-type]
