@@ -67,11 +67,15 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a change detector on a chips folder")
     train.add_argument("chips", type=Path, help="folder from `cdtools export` (or LEVIR-CD)")
-    train.add_argument("--arch", choices=("siamese_unet", "stanet", "bit"), default="siamese_unet")
-    train.add_argument("--backbone", default="resnet18")
+    train.add_argument(
+        "--arch",
+        default="fc_siam_diff",  # ChangeDetector's default; it checks the name
+        help="fc_siam_diff, fc_siam_conc, fc_ef, tinycd, siamese_unet, stanet or bit",
+    )
+    train.add_argument("--backbone", default=None, help="default: the architecture's own")
     train.add_argument("--pretrained", choices=("auto", "true", "false"), default="auto")
     train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--lr", type=float, default=None, help="default: lr_find's suggestion")
+    train.add_argument("--lr", type=float, default=None, help="default: the recipe's 3e-3")
     train.add_argument("--chip-size", type=int, default=256)
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--out", type=Path, required=True, help="model package folder to write")

@@ -7,6 +7,7 @@ Train with ``lr_find`` and ``fit``, look with ``show_results``, score with
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import warnings
@@ -16,11 +17,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from cdtools.autocast import BFloat16Training
 from cdtools.checkpoint import SafetensorsCheckpoint
 from cdtools.data import ChangeDataLoaders
 from cdtools.errors import (
     CdtoolsError,
-    CdtoolsWarning,
     GridError,
     OutputExistsError,
     ParameterError,
@@ -34,11 +35,13 @@ from cdtools.metrics import (
     probability_histogram,
     scores,
 )
-from cdtools.models import ARCHITECTURES, to_probability
+from cdtools.models import ARCHITECTURES, default_backbone, to_probability
 from cdtools.models.backbone import Pretrained
 from cdtools.package import ModelSpec, PackageError, package_folder, read_package, write_package
 from cdtools.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
+from cdtools.scene_model import PRECISIONS, Precision, on_gpu, resolve_precision
 from cdtools.tiling import predict_tiled
+from cdtools.tta import check_tta_model, dihedral_mean
 
 with warnings.catch_warnings():
     # fastai 2.8 applies torch.jit.script at import time, which torch deprecates. The
@@ -53,14 +56,24 @@ with warnings.catch_warnings():
 
 log = logging.getLogger(__name__)
 
+#: The default recipe, chosen by measurement on real data (benchmarks/recipe_airchange.py
+#: and benchmarks/accuracy_real.py): a from-scratch FC-Siam-diff, one-cycle at 3e-3,
+#: trained in bf16 on CPUs that have it.
+DEFAULT_ARCH = "fc_siam_diff"
+DEFAULT_LR = 3e-3
+
 
 class ChangeDetector:
     """A siamese change-detection model with everything needed to train and use it.
 
     Args:
         data: DataLoaders from :func:`cdtools.prepare_data` (None only via ``from_model``).
-        arch: "siamese_unet", "stanet" or "bit".
-        backbone: an smp encoder name, e.g. "resnet18", "resnet34", "resnet50", "efficientnet-b0".
+        arch: a name in :data:`cdtools.models.ARCHITECTURES`: "fc_siam_diff" (the default,
+            chosen by measurement on real data: benchmarks/results/accuracy_real.json),
+            "fc_siam_conc", "fc_ef", "tinycd", "siamese_unet", "stanet" or "bit".
+        backbone: the encoder of siamese_unet, stanet, bit (an smp name, e.g. "resnet18",
+            "resnet34", "efficientnet-b0") and tinycd; default each architecture's own
+            (resnet18; efficientnet-b4 for tinycd; the FC networks have no other).
         pretrained: "auto", True, False or a weight file (see ``models.backbone.make_encoder``).
         loss: a loss module; default BCE + Dice (STANet: batch-balanced contrastive loss).
         **arch_kwargs: options of the architecture (fusion="concat", attention_type="BAM", ...).
@@ -79,14 +92,15 @@ class ChangeDetector:
         self,
         data: ChangeDataLoaders,
         *,
-        arch: str = "siamese_unet",
-        backbone: str = "resnet18",
+        arch: str = DEFAULT_ARCH,
+        backbone: str | None = None,
         pretrained: Pretrained = "auto",
         loss: torch.nn.Module | None = None,
         **arch_kwargs: Any,
     ) -> None:
         if arch not in ARCHITECTURES:
             raise ParameterError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}.")
+        backbone = backbone or default_backbone(arch)
         spec = ModelSpec(
             arch=arch,
             backbone=backbone,
@@ -169,18 +183,21 @@ class ChangeDetector:
         early_stopping: bool | int = False,
         checkpoint: bool = True,
         monitor: str = "valid_loss",
-        mixed_precision: bool = False,
+        precision: Precision = "auto",
     ) -> None:
         """Train, printing train/valid loss and the change class's precision, recall, F1 and IoU.
 
         Args:
             epochs: passes over the training chips.
-            lr: learning rate; default the last ``lr_find`` suggestion (running it if needed).
+            lr: learning rate; default the last ``lr_find`` suggestion, or 3e-3 (the recipe's
+                one-cycle peak) when ``lr_find`` has not been run.
             one_cycle: the one-cycle schedule (else a constant rate).
             early_stopping: stop when ``monitor`` has not improved for 3 epochs (or this many).
             checkpoint: keep the best epoch by ``monitor`` on disk and return to it at the end.
             monitor: "valid_loss", "f1", "iou", "precision" or "recall".
-            mixed_precision: half-precision training on a GPU (ignored on CPU, with a warning).
+            precision: "fp32"; "bf16" (autocast, channels-last: on CPUs with AVX-512 BF16
+                several times faster than fp32); "fp16" (fastai's mixed precision, GPUs
+                only); "auto" is fp16 on a GPU, bf16 on CPUs that have it, fp32 otherwise.
         """
         learn = self._learner()
         if monitor not in ("valid_loss", "train_loss", *SCORES):
@@ -192,30 +209,39 @@ class ChangeDetector:
         if checkpoint:
             callbacks.append(SafetensorsCheckpoint(monitor=monitor))
         self.data.train_ds.check_labels()
-        if mixed_precision and not torch.cuda.is_available():
-            warnings.warn(
-                "mixed_precision needs a GPU; training in fp32.", CdtoolsWarning, stacklevel=2
-            )
-            mixed_precision = False
-        if mixed_precision:
+        precision = self._training_precision(precision)
+        if precision == "fp16":
             learn.to_fp16()
-        lr = lr or getattr(self, "_lr", None) or self.lr_find(show=False)
+        elif precision == "bf16":
+            callbacks.append(BFloat16Training())
+        lr = lr or getattr(self, "_lr", None) or DEFAULT_LR
         try:
             if one_cycle:
                 learn.fit_one_cycle(epochs, lr, cbs=callbacks)
             else:
                 learn.fit(epochs, lr, cbs=callbacks)
         finally:
-            if mixed_precision:
+            if precision == "fp16":
                 learn.to_fp32()
         data, training = self.data, self.spec.training
         training.update(
             sources=[Path(p).name for p in data.sources],
             train_chips=len(data.train_ds),
             valid_chips=len(data.valid_ds),
-            last_fit={"epochs": epochs, "lr": lr, "one_cycle": one_cycle},
+            last_fit={"epochs": epochs, "lr": lr, "one_cycle": one_cycle, "precision": precision},
             epochs_total=training.get("epochs_total", 0) + epochs,
         )
+
+    def _training_precision(self, precision: Precision) -> str:
+        if precision not in PRECISIONS:
+            raise ParameterError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+        device = str(next(self.model.parameters()).device)
+        precision = resolve_precision(precision, device)
+        if precision == "fp16" and not on_gpu(device):
+            raise ParameterError(
+                "precision='fp16' trains on a GPU only; on this CPU use 'bf16' or 'fp32'."
+            )
+        return precision
 
     def freeze(self) -> None:
         """Train only the layers after the backbone."""
@@ -363,6 +389,7 @@ class ChangeDetector:
         batch_size: int = 8,
         output: Literal["probability", "mask"] = "probability",
         overwrite: bool = False,
+        tta: bool = False,
     ) -> Any:
         """Change probability for a pair of any size, as a georeferenced xarray.DataArray.
 
@@ -371,7 +398,16 @@ class ChangeDetector:
         is padded. Pixels that are nodata or NaN in either date are NaN in the result. With
         ``out_path``, writes a uint8 GeoTIFF on the before image's grid: probability 0-255,
         or 0/1 with ``output="mask"``, its nodata pixels in the file's internal mask.
+
+        With ``tta=True`` (test-time augmentation) each tile's probability is the mean over
+        its 8 flips and quarter turns (:func:`cdtools.tta.dihedral_mean`): smoother maps,
+        8 times the compute. The model's ``output`` must be "logit" or "distance".
+
+        Example:
+            >>> change = detector.predict("before.tif", "after.tif", tta=True)  # doctest: +SKIP
         """
+        if tta:
+            check_tta_model(self.model)
         before, valid, info = read_image(before_image)
         after, valid_after, info_after = read_image(after_image)
         if info is not None and info_after is not None:
@@ -392,7 +428,11 @@ class ChangeDetector:
             np.where(valid, stats.normalise(x), 0.0).astype(np.float32) for x in (before, after)
         ]
         prob = predict_tiled(
-            self._predict_batch, *inputs, tile=tile, overlap=overlap, batch_size=batch_size
+            functools.partial(self._predict_batch, tta=tta),
+            *inputs,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
         )
         prob[~valid] = np.nan
         threshold = self.threshold if threshold is None else threshold
@@ -419,12 +459,19 @@ class ChangeDetector:
             )
         return image
 
-    def _predict_batch(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    def _predict_batch(
+        self, before: np.ndarray, after: np.ndarray, *, tta: bool = False
+    ) -> np.ndarray:
         device = next(self.model.parameters()).device
         self.model.eval()
+
+        def forward(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+            return self.probability(self.model((before, after)))[:, 0].float()
+
         with torch.inference_mode():
             pair = (torch.from_numpy(before).to(device), torch.from_numpy(after).to(device))
-            return self.probability(self.model(pair))[:, 0].float().cpu().numpy()
+            prob = dihedral_mean(forward, *pair) if tta else forward(*pair)
+            return prob.cpu().numpy()
 
 
 def _split_encoder(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:

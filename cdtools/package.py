@@ -43,7 +43,7 @@ class ModelSpec:
     """Everything needed to rebuild a model and use it, stored as model.json."""
 
     arch: str
-    backbone: str
+    backbone: str | None  # None: the architecture has its own encoder (the FC family)
     in_channels: int
     chip_size: int
     stats: NormStats

@@ -28,7 +28,8 @@ from cdtools.tiling import blend_window, check_tiling, tile_starts
 NODATA = 255
 DEFAULT_CHUNK = 1024
 BATCH_PIXELS = {False: 2**19, True: 2**23}  # pixels per forward pass: CPU, GPU
-FULLY_CONVOLUTIONAL = {"siamese_unet"}  # take tiles larger than their chips unchanged
+# take tiles larger than their chips unchanged
+FULLY_CONVOLUTIONAL = {"siamese_unet", "fc_ef", "fc_siam_conc", "fc_siam_diff"}
 
 
 def predict_scene(

@@ -28,6 +28,7 @@ RECIPE: dict[str, Any] = {
     "backbone": "resnet18",
     "epochs": 6,
     "lr": 3e-3,
+    "precision": "fp32",
     "seed": 0,
 }
 
@@ -74,7 +75,7 @@ def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> A
     detector = ChangeDetector(
         data, arch=RECIPE["arch"], backbone=RECIPE["backbone"], pretrained=False
     )
-    detector.fit(RECIPE["epochs"], RECIPE["lr"], checkpoint=False)
+    detector.fit(RECIPE["epochs"], RECIPE["lr"], checkpoint=False, precision=RECIPE["precision"])
     detector.tune_threshold()
     detector.save(package, overwrite=True)
     return detector
