@@ -55,6 +55,7 @@ bench: $(INSTALLED)
 	$(PY) benchmarks/export_speed.py
 	$(PY) benchmarks/accuracy_sample.py
 	$(PY) benchmarks/accuracy_airchange.py
+	$(PY) benchmarks/accuracy_real.py
 	$(PY) benchmarks/scene_speed.py
 	$(PY) benchmarks/transitions_sample.py
 

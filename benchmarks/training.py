@@ -19,16 +19,28 @@ ARCHS = ("siamese_unet", "stanet", "bit")
 
 
 def train(
-    arch: str, chips: Sequence[Path], *, epochs: int, lr: float, chip_size: int, seed: int = 0
+    arch: str,
+    chips: Sequence[Path],
+    *,
+    epochs: int,
+    lr: float | None,
+    chip_size: int,
+    seed: int = 0,
+    batch_size: int = 8,
+    loss: Any = None,
+    **fit_options: Any,
 ) -> tuple[ChangeDetector, float]:
     """A detector trained from scratch on ``chips`` with its threshold tuned, and the seconds
-    its training took."""
+    its training took (``lr=None``: the learning-rate finder's suggestion, found within
+    that time)."""
     torch.manual_seed(seed)
-    dls = prepare_data(list(chips), chip_size=chip_size, batch_size=8, seed=seed)
-    detector = ChangeDetector(dls, arch=arch, pretrained=False)
+    dls = prepare_data(list(chips), chip_size=chip_size, batch_size=batch_size, seed=seed)
+    detector = ChangeDetector(dls, arch=arch, pretrained=False, loss=loss)
     start = time.perf_counter()
     with detector.learn.no_bar(), detector.learn.no_logging():
-        detector.fit(epochs, lr, checkpoint=False)
+        if lr is None:
+            lr = detector.lr_find(show=False)
+        detector.fit(epochs, lr, **({"checkpoint": False} | fit_options))
     seconds = time.perf_counter() - start
     detector.tune_threshold()
     return detector, seconds
@@ -56,9 +68,16 @@ def naive(before: np.ndarray, after: np.ndarray, truth: np.ndarray) -> dict[str,
 
 
 def throughput(
-    arch: str, *, bands: int = 3, size: int = 256, batch: int = 8, steps: int = 3
+    arch: str,
+    *,
+    bands: int = 3,
+    size: int = 256,
+    batch: int = 8,
+    steps: int = 3,
+    precision: str = "fp32",
 ) -> float:
-    """Training chips per second (forward, backward, optimiser step) at ``size`` px, ``batch``."""
+    """Training chips per second (forward, backward, optimiser step) at ``size`` px, ``batch``;
+    ``precision="bf16"`` as ``fit`` trains on a CPU (autocast, channels-last)."""
     from cdtools.losses import BCEDiceLoss
     from cdtools.models import ARCHITECTURES
 
@@ -66,13 +85,17 @@ def throughput(
     model = ARCHITECTURES[arch](bands, pretrained=False)
     optimiser = torch.optim.AdamW(model.parameters(), 1e-3)
     pair = (torch.randn(batch, bands, size, size), torch.randn(batch, bands, size, size))
+    if precision == "bf16":
+        model = model.to(memory_format=torch.channels_last)
+        pair = tuple(x.contiguous(memory_format=torch.channels_last) for x in pair)
     target = (torch.rand(batch, size, size) > 0.9).long()
     loss_fn = BCEDiceLoss()
     for step in range(steps + 1):  # the first step warms up
         if step == 1:
             start = time.perf_counter()
-        out = model(pair)
-        loss = loss_fn(out, target) if model.output == "logit" else out.mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(pair)
+        loss = loss_fn(out, target) if model.output == "logit" else out.float().mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -188,3 +188,14 @@ def load_resnet_body(body: nn.Module, backbone: str, *, pretrained: Pretrained =
     body.load_state_dict(state)
     log.info("fastai %s body weights from %s", backbone, source)
     return source
+
+
+def check_from_scratch(name: str, pretrained: Pretrained) -> str:
+    """The weights source of a network that has no pretrained weights: "random" when
+    ``pretrained`` is False or "auto", else a :class:`ParameterError` naming ``name``."""
+    if pretrained not in (False, "auto"):
+        raise ParameterError(
+            f"{name} is trained from scratch and cannot load pretrained={pretrained!r}; "
+            "pass pretrained=False."
+        )
+    return "random"

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cdtools.errors import ParameterError
+from cdtools.models.backbone import check_from_scratch
 
 Fusion = Literal["early", "concat", "diff"]
 WIDTHS = (16, 32, 64, 128)
@@ -85,13 +85,8 @@ class FullyConvolutionalCD(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        if pretrained not in (False, "auto"):
-            raise ParameterError(
-                f"{type(self).__name__} is trained from scratch and has no pretrained "
-                "weights; pass pretrained=False."
-            )
         del backbone
-        self.weights_source = "random"
+        self.weights_source = check_from_scratch(type(self).__name__, pretrained)
         first = 2 * in_channels if self.fusion == "early" else in_channels
         self.encoder = nn.ModuleList(
             _block(c_in, c_out, n, dropout)

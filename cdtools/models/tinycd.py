@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cdtools.errors import ParameterError
+from cdtools.models.backbone import check_from_scratch
 
 EFFICIENTNETS = tuple(f"efficientnet-b{i}" for i in range(8))
 RESNETS = ("resnet18", "resnet34")
@@ -176,14 +177,9 @@ class TinyCD(nn.Module):
         decoder_channels: tuple[int, int, int] = (64, 64, 32),
     ) -> None:
         super().__init__()
-        if pretrained not in (False, "auto"):
-            raise ParameterError(
-                f"tinycd is trained from scratch and cannot load pretrained={pretrained!r}; "
-                "pass pretrained=False."
-            )
+        self.weights_source = check_from_scratch("tinycd", pretrained)
         if len(decoder_channels) != 3:
             raise ParameterError(f"decoder_channels needs 3 widths, got {decoder_channels!r}.")
-        self.weights_source = "random"
         self.encoder = _trunk(backbone, in_channels)
         c2, c4, c8 = _widths(self.encoder, in_channels)
         self.masks = nn.ModuleList(
