@@ -16,7 +16,7 @@ method anyone can run), and the nearest peer, torchgeo's FCSiamDiff, trained on 
 chips for the same wall-clock budget as cdtools' default architecture, in its own
 virtual environment (.peer-venv, made here on first use: torchgeo 0.8.1 and its torch).
 
-    python benchmarks/accuracy_real.py [--sets airchange,landsat] [--archs fc_siam_diff,...]
+    python benchmarks/accuracy_real.py [--sets airchange,landsat] [--archs fc_siam_conc,...]
 
 Writes benchmarks/results/accuracy_real.json. Nothing from the data folder is copied.
 """
@@ -52,8 +52,8 @@ RESULTS = Path(__file__).parent / "results" / "accuracy_real.json"
 REAL_DATA = Path(os.environ.get("CDTOOLS_REAL_DATA", ROOT.parent / "shared" / "data"))
 PEER_VENV = ROOT / ".peer-venv"
 PEER_PACKAGES = ("torchgeo==0.8.1", "requests")  # torchgeo.models needs requests, undeclared
-ARCHS = ("fc_siam_diff", "fc_siam_conc", "fc_ef", "tinycd", "siamese_unet")
-DEFAULT_ARCH = "fc_siam_diff"
+ARCHS = ("fc_siam_conc", "fc_siam_diff", "fc_ef", "tinycd", "siamese_unet")
+DEFAULT_ARCH = "fc_siam_conc"
 
 
 @dataclass

@@ -69,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("chips", type=Path, help="folder from `cdtools export` (or LEVIR-CD)")
     train.add_argument(
         "--arch",
-        default="fc_siam_diff",  # ChangeDetector's default; it checks the name
-        help="fc_siam_diff, fc_siam_conc, fc_ef, tinycd, siamese_unet, stanet or bit",
+        default="fc_siam_conc",  # ChangeDetector's default; it checks the name
+        help="fc_siam_conc, fc_siam_diff, fc_ef, tinycd, siamese_unet, stanet or bit",
     )
     train.add_argument("--backbone", default=None, help="default: the architecture's own")
     train.add_argument("--pretrained", choices=("auto", "true", "false"), default="auto")

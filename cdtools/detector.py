@@ -57,9 +57,9 @@ with warnings.catch_warnings():
 log = logging.getLogger(__name__)
 
 #: The default recipe, chosen by measurement on real data (benchmarks/recipe_airchange.py
-#: and benchmarks/accuracy_real.py): a from-scratch FC-Siam-diff, one-cycle at 3e-3,
+#: and benchmarks/accuracy_real.py): a from-scratch FC-Siam-conc, one-cycle at 3e-3,
 #: trained in bf16 on CPUs that have it.
-DEFAULT_ARCH = "fc_siam_diff"
+DEFAULT_ARCH = "fc_siam_conc"
 DEFAULT_LR = 3e-3
 
 
@@ -68,9 +68,9 @@ class ChangeDetector:
 
     Args:
         data: DataLoaders from :func:`cdtools.prepare_data` (None only via ``from_model``).
-        arch: a name in :data:`cdtools.models.ARCHITECTURES`: "fc_siam_diff" (the default,
+        arch: a name in :data:`cdtools.models.ARCHITECTURES`: "fc_siam_conc" (the default,
             chosen by measurement on real data: benchmarks/results/accuracy_real.json),
-            "fc_siam_conc", "fc_ef", "tinycd", "siamese_unet", "stanet" or "bit".
+            "fc_siam_diff", "fc_ef", "tinycd", "siamese_unet", "stanet" or "bit".
         backbone: the encoder of siamese_unet, stanet, bit (an smp name, e.g. "resnet18",
             "resnet34", "efficientnet-b0") and tinycd; default each architecture's own
             (resnet18; efficientnet-b4 for tinycd; the FC networks have no other).
