@@ -50,6 +50,8 @@ class BCEDiceLoss(nn.Module):
         ) + self.dice_weight * self._dice(torch.sigmoid(logits) * valid, truth * valid)
 
     def _pixel_loss(self, logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        if self.focal_gamma == 0 and self.pos_weight == 1:  # plain BCE, as before these options
+            return F.binary_cross_entropy_with_logits(logits, truth)
         weight = 1.0 + (self.pos_weight - 1.0) * truth
         loss = F.binary_cross_entropy_with_logits(logits, truth, reduction="none")
         if self.focal_gamma > 0:  # (1 - p_t)^gamma, p_t the probability of the true class

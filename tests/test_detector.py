@@ -271,4 +271,6 @@ def test_broken_and_future_packages_are_refused(
     with pytest.raises(PackageError, match=r"needs model\.json and model\.safetensors"):
         ChangeDetector.from_model(folder)
     with pytest.raises(ParameterError, match=r"unknown backbone 'resnet19'.*resnet18"):
-        ChangeDetector(trained[0].data, backbone="resnet19")
+        ChangeDetector(trained[0].data, arch="siamese_unet", backbone="resnet19")
+    with pytest.raises(ParameterError, match="takes no backbone"):
+        ChangeDetector(trained[0].data, backbone="resnet18")  # the FC networks have their own

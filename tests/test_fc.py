@@ -50,9 +50,11 @@ def test_fc_siam_diff_skips_see_no_change_for_identical_dates() -> None:
     assert torch.count_nonzero(skip) == 0
 
 
-def test_fc_networks_refuse_pretrained_weights() -> None:
+def test_fc_networks_refuse_pretrained_weights_and_backbones() -> None:
     with pytest.raises(ParameterError, match="trained from scratch"):
         ARCHITECTURES["fc_siam_diff"](3, pretrained=True)
+    with pytest.raises(ParameterError, match="takes no backbone"):
+        ARCHITECTURES["fc_ef"](3, backbone="resnet18")
 
 
 def test_fc_siam_diff_package_round_trip(tmp_path: Path, tiny_chips: Path) -> None:

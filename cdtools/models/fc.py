@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cdtools.errors import ParameterError
 from cdtools.models.backbone import check_from_scratch
 
 Fusion = Literal["early", "concat", "diff"]
@@ -61,8 +62,8 @@ class FullyConvolutionalCD(nn.Module):
 
     Args:
         in_channels: bands of each date.
-        backbone: ignored (these networks have their own encoder); accepted so every
-            architecture takes the same arguments.
+        backbone: must be None (these networks have their own encoder); accepted so
+            every architecture takes the same arguments.
         pretrained: must be False or "auto": these networks are trained from scratch.
         dropout: dropout after every convolution (0.2 in the paper).
 
@@ -85,7 +86,11 @@ class FullyConvolutionalCD(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        del backbone
+        if backbone is not None:
+            raise ParameterError(
+                f"{type(self).__name__} has its own encoder and takes no backbone (got "
+                f"{backbone!r}); backbones are for siamese_unet, stanet, bit and tinycd."
+            )
         self.weights_source = check_from_scratch(type(self).__name__, pretrained)
         first = 2 * in_channels if self.fusion == "early" else in_channels
         self.encoder = nn.ModuleList(
