@@ -25,6 +25,7 @@ from torch import nn
 
 from cdtools.errors import ParameterError
 from cdtools.models.backbone import check_from_scratch
+from cdtools.models.siamese_unet import fuse_dates
 
 Fusion = Literal["early", "concat", "diff"]
 WIDTHS = (16, 32, 64, 128)
@@ -116,7 +117,7 @@ class FullyConvolutionalCD(nn.Module):
             skips, x = self._encode(torch.cat([before, after], dim=1))
         else:  # one pass over both dates stacked along the batch: shared weights and statistics
             features, x = self._encode(torch.cat([before, after]))
-            skips = [self._fuse(*f.chunk(2)) for f in features]
+            skips = [fuse_dates(f, self.fusion) for f in features]
             x = x.chunk(2)[1]  # the decoder starts from the after date's deepest features
         for up, decode, skip in zip(self.up, self.decoder, reversed(skips), strict=True):
             x = up(x)
@@ -131,11 +132,6 @@ class FullyConvolutionalCD(nn.Module):
             skips.append(x)
             x = F.max_pool2d(x, 2)
         return skips, x
-
-    def _fuse(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-        if self.fusion == "diff":
-            return (after - before).abs()
-        return torch.cat([before, after], dim=1)
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """The encoder, frozen by ``ChangeDetector.freeze``."""

@@ -17,6 +17,15 @@ from cdtools.models.backbone import Pretrained, make_encoder
 Fusion = Literal["diff", "concat"]
 
 
+def fuse_dates(features: torch.Tensor, fusion: Fusion) -> torch.Tensor:
+    """One level's features of both dates (before then after, stacked along the batch)
+    fused: |after - before| for "diff", both dates along the channels for "concat"."""
+    before, after = features.chunk(2)
+    if fusion == "diff":
+        return (after - before).abs()
+    return torch.cat([before, after], dim=1)
+
+
 class SiameseUNet(nn.Module):
     """Change logits ``(b, 1, h, w)`` from a ``(before, after)`` tuple of ``(b, c, h, w)`` tensors.
 
@@ -60,13 +69,8 @@ class SiameseUNet(nn.Module):
     def forward(self, pair: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         before, after = pair
         features = self.encoder(torch.cat([before, after]))
-        fused = [self._fuse(*f.chunk(2)) for f in features]
+        fused = [fuse_dates(f, self.fusion) for f in features]
         return self.head(self.decoder(fused))
-
-    def _fuse(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-        if self.fusion == "diff":
-            return (after - before).abs()
-        return torch.cat([before, after], dim=1)
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """The pretrained part, frozen by ``ChangeDetector.freeze``."""
