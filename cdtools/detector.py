@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from cdtools.autocast import BFloat16Training
+from cdtools.averaging import WeightAveraging
 from cdtools.checkpoint import SafetensorsCheckpoint
 from cdtools.data import ChangeDataLoaders
 from cdtools.errors import (
@@ -184,6 +185,7 @@ class ChangeDetector:
         checkpoint: bool = True,
         monitor: str = "valid_loss",
         precision: Precision = "auto",
+        average: bool = False,
     ) -> None:
         """Train, printing train/valid loss and the change class's precision, recall, F1 and IoU.
 
@@ -198,6 +200,8 @@ class ChangeDetector:
             precision: "fp32"; "bf16" (autocast, channels-last: on CPUs with AVX-512 BF16
                 several times faster than fp32); "fp16" (fastai's mixed precision, GPUs
                 only); "auto" is fp16 on a GPU, bf16 on CPUs that have it, fp32 otherwise.
+            average: validate, checkpoint and end on an exponential moving average of the
+                weights (:class:`cdtools.averaging.WeightAveraging`) instead of the last step's.
         """
         learn = self._learner()
         if monitor not in ("valid_loss", "train_loss", *SCORES):
@@ -208,6 +212,8 @@ class ChangeDetector:
             callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=patience))
         if checkpoint:
             callbacks.append(SafetensorsCheckpoint(monitor=monitor))
+        if average:
+            callbacks.append(WeightAveraging())
         self.data.train_ds.check_labels()
         precision = self._training_precision(precision)
         if precision == "fp16":
@@ -228,7 +234,13 @@ class ChangeDetector:
             sources=[Path(p).name for p in data.sources],
             train_chips=len(data.train_ds),
             valid_chips=len(data.valid_ds),
-            last_fit={"epochs": epochs, "lr": lr, "one_cycle": one_cycle, "precision": precision},
+            last_fit={
+                "epochs": epochs,
+                "lr": lr,
+                "one_cycle": one_cycle,
+                "precision": precision,
+                "average": average,
+            },
             epochs_total=training.get("epochs_total", 0) + epochs,
         )
 

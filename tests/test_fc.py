@@ -94,6 +94,22 @@ def test_bf16_training_learns_and_leaves_an_fp32_model(tiny_chips: Path) -> None
     assert all(torch.isfinite(torch.tensor(losses)))
 
 
+def test_weight_averaging_keeps_the_best_average(tiny_chips: Path) -> None:
+    from cdtools.data import prepare_data
+    from cdtools.detector import ChangeDetector
+
+    dls = prepare_data(tiny_chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
+    torch.manual_seed(0)
+    detector = ChangeDetector(dls, arch="fc_siam_conc", pretrained=False)
+    with detector.learn.no_bar(), detector.learn.no_logging():
+        detector.fit(3, 1e-3, precision="fp32", average=True)
+        # Every epoch was validated on the average, and the checkpoint kept the best of them.
+        best = min(v[1] for v in detector.learn.recorder.values)
+        valid_loss = detector.learn.validate()[0]  # (this resets the recorder)
+    assert valid_loss == pytest.approx(best, rel=1e-4)
+    assert detector.spec.training["last_fit"]["average"] is True
+
+
 def test_fp16_training_on_a_cpu_is_refused(tiny_chips: Path) -> None:
     from cdtools.data import prepare_data
     from cdtools.detector import ChangeDetector
