@@ -216,7 +216,10 @@ def test_a_map_without_crs_counts_pixels_and_says_so() -> None:
     assert regions.attrs["units"] == "px" and regions.attrs["crs"] is None
     assert regions["area_px"].tolist() == [200]  # min_area_m2 counted pixels
     assert regions[["area_m2", "lon", "lat"]].isna().all().all()
-    assert (regions["centroid_x"].iloc[0], regions["centroid_y"].iloc[0]) != (np.nan, np.nan)
+    # Centroids stay in the map's own coordinates: the rectangle's centre, 15 px east and
+    # 10 px south of the origin.
+    centroid = regions[["centroid_x", "centroid_y"]].iloc[0].tolist()
+    assert centroid == pytest.approx([ORIGIN[0] + 15 * PIXEL, ORIGIN[1] - 10 * PIXEL])
     with pytest.warns(CdtoolsWarning, match="areas are in pixels"):
         plain = predictions_to_regions(prob, min_area_m2=0, **RAW)  # a bare array: pixel grid
     assert plain["area_px"].tolist() == [200, 25]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
@@ -45,15 +48,32 @@ def detector(data: ChangeDataLoaders) -> ChangeDetector:
     return ChangeDetector(data, pretrained=False)  # untrained: the pictures are what is tested
 
 
-def test_panels_import_lazily_and_display_a_vbox_holding_the_picture(
-    data: ChangeDataLoaders,
-) -> None:
-    import cdtools.widgets
+def test_panels_import_lazily() -> None:
+    # In a fresh interpreter: cdtools.widgets names the panels without importing any of
+    # them (or ipywidgets); asking for one imports its module.
+    code = (
+        "import sys, cdtools.widgets as w\n"
+        "assert {'BatchViewer', 'ResultsGrid', 'SpotCheckViewer'} <= set(dir(w))\n"
+        "assert 'ipywidgets' not in sys.modules, 'ipywidgets imported early'\n"
+        "assert 'cdtools.widgets.batch_viewer' not in sys.modules\n"
+        "w.BatchViewer\n"
+        "assert 'cdtools.widgets.batch_viewer' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
-    assert {"BatchViewer", "ResultsGrid", "SpotCheckViewer"} <= set(dir(cdtools.widgets))
+
+def test_a_panel_displays_its_vbox_holding_the_picture(
+    data: ChangeDataLoaders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import IPython.display
+
+    shown: list[object] = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
     viewer = BatchViewer(data, rows=1)
+    viewer._ipython_display_()
+    assert shown == [viewer.widget]
     assert isinstance(viewer.widget, widgets.VBox) and viewer.image in viewer.widget.children
-    assert viewer.image.format == "png" and callable(viewer._ipython_display_)
+    assert viewer.image.format == "png"
 
 
 def test_batch_viewer_pages_through_training_batches_and_goes_back(
