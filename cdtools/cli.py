@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=None, help="default: the recipe's 3e-3")
     train.add_argument("--chip-size", type=int, default=256)
     train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument(
+        "--norm",
+        choices=("scene", "dataset", "imagenet"),
+        default="scene",  # prepare_data's default
+        help="scene: each date of each scene with its own statistics; dataset: the training "
+        "chips' statistics for all",
+    )
     train.add_argument("--out", type=Path, required=True, help="model package folder to write")
     train.add_argument("--overwrite", action="store_true")
     train.set_defaults(run=_train)
@@ -207,7 +214,9 @@ def _train(args: argparse.Namespace) -> None:
     from cdtools.detector import ChangeDetector
 
     pretrained = {"auto": "auto", "true": True, "false": False}[args.pretrained]
-    dls = prepare_data(args.chips, chip_size=args.chip_size, batch_size=args.batch_size)
+    dls = prepare_data(
+        args.chips, chip_size=args.chip_size, batch_size=args.batch_size, norm=args.norm
+    )
     detector = ChangeDetector(dls, arch=args.arch, backbone=args.backbone, pretrained=pretrained)
     detector.fit(args.epochs, args.lr)
     detector.tune_threshold()

@@ -376,6 +376,12 @@ class ChangeDetector:
         except RuntimeError as err:
             summary = str(err).splitlines()[0]
             raise PackageError(f"{path}'s weights do not fit its model.json ({summary}).") from None
+        if data is not None and data.stats.per_scene != spec.stats.per_scene:
+            norm = "scene" if spec.stats.per_scene else "dataset"
+            raise ParameterError(
+                f"{path} was trained with norm={norm!r} and these data are normalised the other "
+                f"way; prepare them with prepare_data(..., norm={norm!r})."
+            )
         model.eval()
         detector = cls.__new__(cls)
         detector._setup(spec, model, data, None)
@@ -437,7 +443,8 @@ class ChangeDetector:
         stats = self.spec.stats
         # Nodata pixels enter the model as the band means (0 once normalised), leave as NaN.
         inputs = [
-            np.where(valid, stats.normalise(x), 0.0).astype(np.float32) for x in (before, after)
+            np.where(valid, stats.for_image(x, valid).normalise(x), 0.0).astype(np.float32)
+            for x in (before, after)
         ]
         prob = predict_tiled(
             functools.partial(self._predict_batch, tta=tta),

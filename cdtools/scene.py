@@ -94,6 +94,8 @@ def predict_scene(
     data = data.astype(np.float32).rechunk((2, data.shape[1], rows, cols))
     halo = da.overlap.overlap(data, depth={0: 0, 1: 0, 2: (0, tile), 3: (0, tile)}, boundary="none")
     options = {
+        # Both dates' statistics: the model's, or each date's own (read once, sampled).
+        "stats": tuple(spec.stats.for_image(data[d]) for d in (0, 1)),
         "tile": tile,
         "overlap": overlap,
         "batch_size": batch_size,
@@ -245,8 +247,10 @@ def _owned_tiles(
     out[2] = valid
     if not own:
         return out
-    spec = handle.spec
-    before, after = (np.where(valid, spec.stats.normalise(date), 0.0) for date in block)
+    before, after = (
+        np.where(valid, stats.normalise(date), 0.0)
+        for stats, date in zip(options["stats"], block, strict=True)
+    )
     before, after = before.astype(np.float32), after.astype(np.float32)
     windows: dict[tuple[bool, ...], np.ndarray] = {}
     step = options["batch_size"] or max(1, BATCH_PIXELS[on_gpu(options["device"])] // tile**2)

@@ -81,12 +81,12 @@ def test_augmentation_keeps_before_after_and_mask_aligned() -> None:
 
 
 def test_dataset_augments_in_training_only(chips: Path) -> None:
-    dls = prepare_data(chips, chip_size=64, batch_size=4)
+    dls = prepare_data(chips, chip_size=64, batch_size=4, norm="dataset")
     (b, _), m = dls.valid_ds[0]
     raw_b, _, raw_m = dls.valid_ds.raw(0)
     np.testing.assert_allclose(b.numpy(), dls.stats.normalise(raw_b), atol=1e-5)
     np.testing.assert_array_equal(m.numpy(), raw_m)
-    plain = prepare_data(chips, chip_size=64, batch_size=4, transforms=None)
+    plain = prepare_data(chips, chip_size=64, batch_size=4, transforms=None, norm="dataset")
     (b, _), _ = plain.train_ds[0]
     np.testing.assert_allclose(
         b.numpy(), plain.stats.normalise(plain.train_ds.raw(0)[0]), atol=1e-5

@@ -199,7 +199,8 @@ def test_tiled_predict_equals_whole_image_predict(trained: tuple[ChangeDetector,
     before = rng.integers(0, 255, (3, 150, 131)).astype(np.uint8)
     after = rng.integers(0, 255, (3, 150, 131)).astype(np.uint8)
     stats = detector.spec.stats
-    whole = detector._predict_batch(stats.normalise(before)[None], stats.normalise(after)[None])[0]
+    before_n, after_n = (stats.for_image(x).normalise(x)[None] for x in (before, after))
+    whole = detector._predict_batch(before_n, after_n)[0]
     for tile, overlap in ((64, 16), (48, 24), (96, 32)):
         tiled = detector.predict(before, after, tile=tile, overlap=overlap).values
         np.testing.assert_allclose(tiled, whole, atol=1e-4)

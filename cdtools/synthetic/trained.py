@@ -29,6 +29,7 @@ RECIPE: dict[str, Any] = {
     "epochs": 6,
     "lr": 3e-3,
     "precision": "fp32",
+    "norm": "dataset",
     "seed": 0,
 }
 
@@ -65,8 +66,9 @@ def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> A
             tile_size=RECIPE["tile_size"], stride=RECIPE["stride"], progress=False,
         )  # fmt: skip
     data = prepare_data(
-        chips, chip_size=RECIPE["tile_size"], batch_size=RECIPE["batch_size"], seed=RECIPE["seed"]
-    )
+        chips, chip_size=RECIPE["tile_size"], batch_size=RECIPE["batch_size"],
+        seed=RECIPE["seed"], norm=RECIPE["norm"],
+    )  # fmt: skip
     package = folder / "model"
     if (package / "model.json").exists() and not retrain:
         return ChangeDetector.from_model(package, data=data)
