@@ -9,15 +9,11 @@ On this project's 2-core CPU (AVX-512 BF16) a from-scratch FC-Siam-diff trains a
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 
-with warnings.catch_warnings():
-    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates.
-    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-    from fastai.callback.core import Callback
+from cdtools.fastai_api import Callback
 
 
 class BFloat16Training(Callback):

@@ -11,14 +11,10 @@ statistics are taken from the model as they are, not averaged.
 from __future__ import annotations
 
 import copy
-import warnings
 
 import torch
 
-with warnings.catch_warnings():
-    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates.
-    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-    from fastai.callback.core import Callback
+from cdtools.fastai_api import Callback
 
 
 class WeightAveraging(Callback):

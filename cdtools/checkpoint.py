@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 
+from cdtools.fastai_api import TrackerCallback
 from cdtools.raster import atomic_path
-
-with warnings.catch_warnings():
-    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates.
-    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-    from fastai.callback.tracker import TrackerCallback
 
 log = logging.getLogger(__name__)
 

@@ -21,16 +21,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-with warnings.catch_warnings():
-    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates.
-    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-    from fastai.data.core import DataLoaders
-    from fastai.data.load import DataLoader
-    from fastai.torch_core import default_device
-
 from cdtools.augment import augment_pair, center_crop
 from cdtools.chips import Chip, ChipFolder, find_chips, read_chip, read_label_values
 from cdtools.errors import CdtoolsWarning, ChipsFolderError, LabelError, ParameterError
+from cdtools.fastai_api import DataLoader, DataLoaders, default_device
 from cdtools.labels import CODINGS, IGNORE
 from cdtools.raster import PathLike
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ from cdtools.errors import (
     OutputExistsError,
     ParameterError,
 )
+from cdtools.fastai_api import EarlyStoppingCallback, Learner
 from cdtools.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
 from cdtools.metrics import (
     SCORES,
@@ -43,17 +43,6 @@ from cdtools.raster import PathLike, check_same_grid, read_image, to_dataarray, 
 from cdtools.scene_model import PRECISIONS, Precision, on_gpu, resolve_precision
 from cdtools.tiling import predict_tiled
 from cdtools.tta import check_tta_model, dihedral_mean
-
-with warnings.catch_warnings():
-    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates. The
-    # callback modules are imported for what they add to Learner: to_fp16, the progress
-    # bar and results table, fit_one_cycle and lr_find.
-    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-    import fastai.callback.fp16
-    import fastai.callback.progress
-    import fastai.callback.schedule  # noqa: F401
-    from fastai.callback.tracker import EarlyStoppingCallback
-    from fastai.learner import Learner
 
 log = logging.getLogger(__name__)
 

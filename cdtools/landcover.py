@@ -11,7 +11,6 @@ come the way the change model's do (:func:`cdtools.models.backbone.make_encoder`
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,14 @@ import numpy as np
 import torch
 
 from cdtools.errors import CdtoolsError, GridError, ParameterError
+from cdtools.fastai_api import (
+    CrossEntropyLossFlat,
+    Learner,
+    accuracy,
+    create_vision_model,
+    model_meta,
+    vision_learner,
+)
 from cdtools.landcover_data import LandCoverDataLoaders, image_grid, prepare_landcover_data
 from cdtools.models.backbone import Pretrained, load_resnet_body
 from cdtools.package import (
@@ -29,18 +36,6 @@ from cdtools.package import (
     write_package,
 )
 from cdtools.raster import PathLike
-
-with warnings.catch_warnings():
-    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates. The
-    # callback modules are imported for what they add to Learner: the progress bar and
-    # results table, fit_one_cycle, fine_tune and lr_find.
-    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-    import fastai.callback.progress
-    import fastai.callback.schedule  # noqa: F401
-    from fastai.learner import Learner
-    from fastai.losses import CrossEntropyLossFlat
-    from fastai.metrics import accuracy
-    from fastai.vision.learner import create_vision_model, model_meta, vision_learner
 
 __all__ = ["ClassifierSpec", "LandCoverClassifier", "prepare_landcover_data"]
 

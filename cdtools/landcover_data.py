@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,12 +21,8 @@ import numpy as np
 
 from cdtools.data import NormStats
 from cdtools.errors import CdtoolsError, ParameterError
+from cdtools.fastai_api import DataLoaders
 from cdtools.raster import PathLike
-
-with warnings.catch_warnings():
-    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates.
-    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-    from fastai.data.core import DataLoaders
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE = 255
+from cdtools.labels import IGNORE
 
 
 class BCEDiceLoss(nn.Module):

@@ -7,19 +7,15 @@ not averaged over batches (which would weigh a batch with 3 change pixels like o
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-with warnings.catch_warnings():
-    # fastai 2.8 applies torch.jit.script at import time, which torch deprecates.
-    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-    from fastai.learner import Metric
+from cdtools.fastai_api import Metric
+from cdtools.labels import IGNORE
 
-IGNORE = 255
 SCORES = ("precision", "recall", "f1", "iou")
 
 
