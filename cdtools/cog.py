@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,9 @@ def active_client() -> Any:
 
 def _compute(delayed: Any, client: Any, progress: bool) -> None:
     if client is None:
-        with _TaskProgress(enabled=progress):
+        from tqdm.dask import TqdmCallback  # a bar over the tasks of dask's local schedulers
+
+        with TqdmCallback(desc="chunks", unit="task", leave=False) if progress else nullcontext():
             delayed.compute()
         return
     from distributed import KilledWorker
@@ -141,36 +144,3 @@ def _compute(delayed: Any, client: Any, progress: bool) -> None:
         ) from None
     finally:
         future.release()
-
-
-class _TaskProgress:
-    """A tqdm bar over the tasks of a computation on dask's local schedulers."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
-        self.callback: Any = None
-
-    def __enter__(self) -> _TaskProgress:
-        if not self.enabled:
-            return self
-        from dask.callbacks import Callback
-        from tqdm.auto import tqdm
-
-        def start_state(dsk: Any, state: Any) -> None:
-            total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
-            self.bar = tqdm(total=total, desc="chunks", unit="task", leave=False)
-
-        def posttask(*_: Any) -> None:
-            if self.bar is not None:
-                self.bar.update(1)
-
-        self.callback = Callback(start_state=start_state, posttask=posttask)
-        self.callback.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.callback is not None:
-            self.callback.__exit__(*exc)
-        if self.bar is not None:
-            self.bar.close()

@@ -37,6 +37,13 @@ def lazy_raster(
     return array.rio.write_nodata(255)
 
 
+def test_progress_is_a_bar_over_the_chunks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    write_raster(lazy_raster(), tmp_path / "shown.tif", progress=True)
+    assert "chunks" in capsys.readouterr().err
+    write_raster(lazy_raster(), tmp_path / "quiet.tif", progress=False)
+    assert "chunks" not in capsys.readouterr().err
+
+
 def test_writes_a_valid_cog_with_its_crs_and_transform(tmp_path: Path) -> None:
     from rio_cogeo.cogeo import cog_validate
 
