@@ -8,6 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+import rasterio
 from rasterio.transform import Affine, from_origin
 from shapely.geometry import box
 
@@ -61,6 +62,18 @@ def make_pair(
     frame = gpd.GeoDataFrame({"kind": ["new_building"]}, geometry=[box(x0, y0, x1, y1)], crs=CRS)
     frame.to_crs("EPSG:4326").to_file(polygons)
     return Pair(paths["before"], paths["after"], polygons, paths["mask"], transform, height, width)
+
+
+def read_bands(path: Path) -> np.ndarray:
+    """Every band of a raster, ``(bands, h, w)``."""
+    with rasterio.open(path) as src:
+        return src.read()
+
+
+def bright_centre(image: np.ndarray) -> tuple[float, float]:
+    """Row and column of the centre of the pixels brighter than 130 (the sample square)."""
+    rows, cols = np.nonzero(np.nan_to_num(image) > 130)
+    return rows.mean(), cols.mean()
 
 
 @pytest.fixture

@@ -14,16 +14,11 @@ from cdtools import export as export_module
 from cdtools.errors import GridError, LabelError, OutputExistsError, ParameterError, RasterError
 from cdtools.export import export_training_data
 from cdtools.raster import write_geotiff
-from tests.conftest import CRS, Pair, make_pair
+from tests.conftest import CRS, Pair, make_pair, read_bands
 
 
 def expected_starts(length: int, tile: int, stride: int) -> int:
     return math.ceil((length - tile) / stride) + 1
-
-
-def read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read()
 
 
 def test_chip_counts_follow_tile_and_stride(pair: Pair, tmp_path: Path) -> None:
@@ -57,7 +52,7 @@ def test_chips_are_georeferenced_windows_of_the_scene(pair: Pair, tmp_path: Path
         progress=False,
     )
     index = gpd.read_file(out / "chips.geojson")
-    scene = read(pair.after)
+    scene = read_bands(pair.after)
     chip = index[(index["row"] == 32) & (index["col"] == 64)].iloc[0]
     with rasterio.open(out / "images_after" / chip["file"]) as src:
         assert src.crs.to_epsg() == 32614
@@ -79,13 +74,15 @@ def test_labels_match_the_polygon_and_edge_chips_are_padded(pair: Pair, tmp_path
         progress=False,
     )
     index = gpd.read_file(out / "chips.geojson")
-    truth = read(pair.mask)[0]
+    truth = read_bands(pair.mask)[0]
     inner = index[(index["row"] == 64) & (index["col"] == 32)].iloc[0]
-    np.testing.assert_array_equal(read(out / "labels" / inner["file"])[0], truth[64:128, 32:96])
+    np.testing.assert_array_equal(
+        read_bands(out / "labels" / inner["file"])[0], truth[64:128, 32:96]
+    )
     assert inner["change_fraction"] == pytest.approx((truth[64:128, 32:96] == 1).mean())
     corner = index[(index["row"] == 256) & (index["col"] == 160)].iloc[0]
-    label = read(out / "labels" / corner["file"])[0]
-    image = read(out / "images_before" / corner["file"])
+    label = read_bands(out / "labels" / corner["file"])[0]
+    image = read_bands(out / "images_before" / corner["file"])
     assert (label[:44, :40] != 255).all()
     assert (label[44:, :] == 255).all() and (label[:, 40:] == 255).all()
     assert (image[:, 44:, :] == 0).all() and (image[:, :, 40:] == 0).all()
@@ -103,7 +100,7 @@ def test_levir_layout_uses_a_b_label_and_0_255(pair: Pair, tmp_path: Path) -> No
         progress=False,
     )
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["A", "B", "label"]
-    values = np.unique(np.concatenate([read(p).ravel() for p in (out / "label").iterdir()]))
+    values = np.unique(np.concatenate([read_bands(p).ravel() for p in (out / "label").iterdir()]))
     assert set(values.tolist()) == {0, 255}
     assert json.loads((out / "export.json").read_text())["label_values"]["change"] == 255
 
@@ -157,7 +154,7 @@ def test_png_pairs_without_georeferencing(tmp_path: Path) -> None:
     assert len(index) == expected_starts(120, 64, 32) * expected_starts(90, 64, 32)
     first = index[(index["row"] == 0) & (index["col"] == 0)].iloc[0]
     assert first.geometry.bounds == (0.0, 0.0, 64.0, 64.0)
-    label = read(out / "labels" / first["file"])[0]
+    label = read_bands(out / "labels" / first["file"])[0]
     assert label[10:30, 10:30].min() == 1 and label.sum() == 400
     assert not list(out.rglob("*.aux.xml"))
 
@@ -191,7 +188,10 @@ def test_pair_that_does_not_match(pair: Pair, tmp_path: Path) -> None:
         export_training_data(pair.before, other.after, pair.polygons, tmp_path / "c")
     moved = tmp_path / "moved.tif"
     write_geotiff(
-        moved, read(pair.after), transform=Affine.translation(0, 1e5) @ pair.transform, crs=CRS
+        moved,
+        read_bands(pair.after),
+        transform=Affine.translation(0, 1e5) @ pair.transform,
+        crs=CRS,
     )
     with pytest.raises(GridError, match="do not overlap"):
         export_training_data(pair.before, moved, pair.polygons, tmp_path / "c")

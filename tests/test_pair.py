@@ -11,6 +11,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 from cdtools.errors import GridError
 from cdtools.pair import load_pair
 from cdtools.raster import write_geotiff
+from tests.conftest import bright_centre
 
 UTM = "EPSG:32614"
 ORIGIN = (620000.0, 3350000.0)
@@ -43,11 +44,6 @@ def to_lonlat(src_path: Path, dst_path: Path) -> Path:
     return write_geotiff(dst_path, out, transform=transform, crs="EPSG:4326", nodata=0)
 
 
-def square_centre(image: np.ndarray) -> tuple[float, float]:
-    rows, cols = np.nonzero(np.nan_to_num(image) > 130)
-    return rows.mean(), cols.mean()
-
-
 def test_dates_in_two_crss_land_on_the_same_map_coordinates(tmp_path: Path) -> None:
     before = scene(tmp_path / "before.tif")
     after = to_lonlat(before, tmp_path / "after_4326.tif")
@@ -56,7 +52,7 @@ def test_dates_in_two_crss_land_on_the_same_map_coordinates(tmp_path: Path) -> N
     assert pair.rio.crs.to_epsg() == 32614 and pair.rio.transform() == from_origin(*ORIGIN, 1, 1)
     assert pair.chunks is not None  # lazy
     values = pair.values
-    (rb, cb), (ra, ca) = square_centre(values[0, 0]), square_centre(values[1, 0])
+    (rb, cb), (ra, ca) = bright_centre(values[0, 0]), bright_centre(values[1, 0])
     assert (rb, cb) == (99.5, 119.5)
     assert abs(ra - rb) < 1.0 and abs(ca - cb) < 1.0
 

@@ -18,14 +18,10 @@ from cdtools.raster import write_geotiff
 from cdtools.series import load_series
 from cdtools.synthetic import SampleSeries, SampleWorld, make_scene_pair, make_time_series
 from cdtools.synthetic.series import world_dates
+from tests.conftest import read_bands
 
 # 256 px, seed 2: both steps hold real change (two events each), enough to see it in pixels.
 SIZE, SEED = 256, 2
-
-
-def read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +54,7 @@ def test_series_writes_one_image_per_date_and_a_mask_per_step(series: SampleSeri
             assert src.crs.to_epsg() == 32614 and src.transform == series.transform
     assert series.transform == from_origin(620000.0, 3350000.0, 0.5, 0.5)
     for path in series.changes:
-        mask = read(path)
+        mask = read_bands(path)
         assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 1}
 
 
@@ -75,7 +71,7 @@ def test_masks_are_the_polygons_of_their_step(series: SampleSeries) -> None:
         burnt = rasterio.features.rasterize(
             [(g, 1) for g in rows.geometry], out_shape=(SIZE, SIZE), transform=series.transform
         )
-        np.testing.assert_array_equal(read(path)[0], burnt)
+        np.testing.assert_array_equal(read_bands(path)[0], burnt)
 
 
 def test_masks_hold_exactly_what_changed_on_the_ground(series: SampleSeries) -> None:
@@ -84,7 +80,7 @@ def test_masks_hold_exactly_what_changed_on_the_ground(series: SampleSeries) -> 
     for step, path in enumerate(series.changes):
         old, new = layouts[step], layouts[step + 1]
         changed = (old.material != new.material) | (old.roof != new.roof)
-        mask = read(path)[0].astype(bool)
+        mask = read_bands(path)[0].astype(bool)
         assert not (changed & ~mask).any()  # nothing changes outside the mask
         assert changed[mask].mean() > 0.98  # and nearly all of it changes (a cleared wood
         # may stay herbaceous where it already was)
@@ -92,7 +88,7 @@ def test_masks_hold_exactly_what_changed_on_the_ground(series: SampleSeries) -> 
 
 def test_changes_accumulate(series: SampleSeries) -> None:
     layouts, _ = world_dates(SIZE, 3, SEED)
-    first, second = (read(p)[0].astype(bool) for p in series.changes)
+    first, second = (read_bands(p)[0].astype(bool) for p in series.changes)
     # What changed in step 0 stays changed at the last date, unless step 1 changed it again.
     kept = first & ~second
     assert (layouts[2].material[kept] == layouts[1].material[kept]).all()
@@ -100,9 +96,9 @@ def test_changes_accumulate(series: SampleSeries) -> None:
 
 
 def test_image_differences_concentrate_in_the_change_masks(series: SampleSeries) -> None:
-    images = [read(p).astype(np.float32) for p in series.scenes]
+    images = [read_bands(p).astype(np.float32) for p in series.scenes]
     for step, path in enumerate(series.changes):
-        mask = read(path)[0].astype(bool)
+        mask = read_bands(path)[0].astype(bool)
         difference = np.abs(images[step + 1] - images[step]).mean(axis=0)
         assert 0 < mask.mean() < 0.2
         assert difference[mask].mean() > 2 * difference[~mask].mean()
@@ -110,7 +106,7 @@ def test_image_differences_concentrate_in_the_change_masks(series: SampleSeries)
 
 
 def test_dates_look_different(series: SampleSeries) -> None:
-    means = [read(p).reshape(3, -1).mean(axis=1) for p in series.scenes]
+    means = [read_bands(p).reshape(3, -1).mean(axis=1) for p in series.scenes]
     assert min(np.abs(a - b).max() for a, b in itertools.pairwise(means)) > 1
 
 
@@ -118,7 +114,7 @@ def test_first_step_is_the_sample_world_of_the_same_seed(
     series: SampleSeries, world: SampleWorld
 ) -> None:
     # make_scene_pair and the series share the layout and first step: same truth.
-    np.testing.assert_array_equal(read(series.changes[0]), read(world.change_mask))
+    np.testing.assert_array_equal(read_bands(series.changes[0]), read_bands(world.change_mask))
     steps = gpd.read_file(series.change_polygons)
     pair = gpd.read_file(world.change_polygons)
     first = steps[steps["step"] == 0].reset_index(drop=True)
@@ -132,14 +128,14 @@ def test_same_arguments_give_same_arrays(series: SampleSeries, tmp_path: Path) -
     for a, b in zip(
         (*series.scenes, *series.changes), (*again.scenes, *again.changes), strict=True
     ):
-        np.testing.assert_array_equal(read(a), read(b))
+        np.testing.assert_array_equal(read_bands(a), read_bands(b))
     other = make_time_series(tmp_path / "other", dates=3, size=SIZE, seed=SEED + 1)
-    assert not np.array_equal(read(series.scenes[2]), read(other.scenes[2]))
+    assert not np.array_equal(read_bands(series.scenes[2]), read_bands(other.scenes[2]))
 
 
 def test_existing_series_is_reused_overwritten_or_refused(tmp_path: Path) -> None:
     first = make_time_series(tmp_path, dates=4, size=128, nir=True, start_year=2000)
-    assert first.dates[-1] == "2003-07-01" and read(first.scenes[0]).shape[0] == 4
+    assert first.dates[-1] == "2003-07-01" and read_bands(first.scenes[0]).shape[0] == 4
     stamp = first.scenes[0].stat().st_mtime_ns
     again = make_time_series(tmp_path, dates=4, size=128, nir=True, start_year=2000)
     assert again == first and first.scenes[0].stat().st_mtime_ns == stamp  # reused
@@ -156,7 +152,7 @@ def test_existing_series_is_reused_overwritten_or_refused(tmp_path: Path) -> Non
         "change_polygons.geojson",
         "time_series.json",
     ]  # fmt: skip  (the longer series' later dates are gone)
-    assert read(shorter.scenes[0]).shape[0] == 3
+    assert read_bands(shorter.scenes[0]).shape[0] == 3
     record = json.loads((tmp_path / "time_series.json").read_text())
     assert record["dates"] == 2 and len(record["changes"]) == 1
 
@@ -293,7 +289,7 @@ def test_a_sample_series_loads_directly(series: SampleSeries) -> None:
     expected = np.array(series.dates, dtype="datetime64[D]")
     np.testing.assert_array_equal(loaded["time"].values.astype("datetime64[D]"), expected)
     assert loaded.rio.crs.to_epsg() == 32614 and loaded.rio.transform() == series.transform
-    np.testing.assert_array_equal(loaded.isel(time=2).values, read(series.scenes[2]))
+    np.testing.assert_array_equal(loaded.isel(time=2).values, read_bands(series.scenes[2]))
 
 
 def test_no_files_say_so(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from cdtools.synthetic import (
     make_landcover_patches,
     make_scene_pair,
 )
+from tests.conftest import read_bands
 
 # Seed 3 at 512 px holds all six kinds of change (checked below, so a change of the
 # generator that loses one shows up here).
@@ -34,11 +35,6 @@ EXPECTED_CLASS = {
     "forest_built": "Residential",
     "new_water": "SeaLake",
 }
-
-
-def read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read()
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +65,13 @@ def test_same_seed_gives_same_arrays_and_other_seed_differs(tmp_path: Path) -> N
     second = make_scene_pair(tmp_path / "b", size=256, seed=7)
     other = make_scene_pair(tmp_path / "c", size=256, seed=8)
     for name in ("before", "after", "change_mask", "landcover_before", "landcover_after"):
-        assert np.array_equal(read(getattr(first, name)), read(getattr(second, name))), name
-    assert not np.array_equal(read(first.before), read(other.before))
-    assert not np.array_equal(read(first.landcover_before), read(other.landcover_before))
+        assert np.array_equal(
+            read_bands(getattr(first, name)), read_bands(getattr(second, name))
+        ), name
+    assert not np.array_equal(read_bands(first.before), read_bands(other.before))
+    assert not np.array_equal(
+        read_bands(first.landcover_before), read_bands(other.landcover_before)
+    )
     assert first.change_polygons.read_bytes() == second.change_polygons.read_bytes()
 
 
@@ -81,8 +81,10 @@ def test_blocks_leave_no_seams(
     """Rendering in blocks of 192 (with partial blocks) matches one block but for noise."""
     monkeypatch.setattr("cdtools.synthetic.scene.BLOCK", 192)
     blocky = make_scene_pair(tmp_path, size=SIZE, seed=SEED)
-    assert np.array_equal(read(blocky.change_mask), read(world.change_mask))
-    difference = np.abs(read(blocky.after).astype(float) - read(world.after)).mean(axis=0)
+    assert np.array_equal(read_bands(blocky.change_mask), read_bands(world.change_mask))
+    difference = np.abs(read_bands(blocky.after).astype(float) - read_bands(world.after)).mean(
+        axis=0
+    )
     per_row, per_col = difference.mean(axis=1), difference.mean(axis=0)
     assert difference.mean() < 8  # grain and sensor noise are drawn per block
     for edge in (192, 384):
@@ -112,7 +114,7 @@ def test_origin_is_a_keyword(tmp_path: Path) -> None:
 
 
 def test_mask_is_rasterised_from_the_polygons(world: SampleWorld, polygons) -> None:
-    mask = read(world.change_mask)[0]
+    mask = read_bands(world.change_mask)[0]
     assert polygons.crs.to_epsg() == 32614
     burnt = rasterio.features.rasterize(
         [(g, 1) for g in polygons.geometry], out_shape=mask.shape, transform=world.transform
@@ -122,7 +124,7 @@ def test_mask_is_rasterised_from_the_polygons(world: SampleWorld, polygons) -> N
 
 
 def test_change_covers_a_few_percent(world: SampleWorld) -> None:
-    assert 0.015 <= read(world.change_mask).mean() <= 0.1
+    assert 0.015 <= read_bands(world.change_mask).mean() <= 0.1
 
 
 def test_polygons_have_all_kinds(polygons) -> None:
@@ -132,8 +134,8 @@ def test_polygons_have_all_kinds(polygons) -> None:
 
 
 def test_landcover_codes_and_changes_reflected(world: SampleWorld, polygons) -> None:
-    before, after = read(world.landcover_before)[0], read(world.landcover_after)[0]
-    mask = read(world.change_mask)[0].astype(bool)
+    before, after = read_bands(world.landcover_before)[0], read_bands(world.landcover_after)[0]
+    mask = read_bands(world.change_mask)[0].astype(bool)
     assert before.max() <= 9 and after.max() <= 9
     # Land cover changes only where change is labelled.
     assert not np.any((before != after) & ~mask)
@@ -150,9 +152,9 @@ def test_landcover_codes_and_changes_reflected(world: SampleWorld, polygons) -> 
 
 
 def test_real_change_is_visible(world: SampleWorld) -> None:
-    before = read(world.before).astype(float)
-    after = read(world.after).astype(float)
-    mask = read(world.change_mask)[0].astype(bool)
+    before = read_bands(world.before).astype(float)
+    after = read_bands(world.after).astype(float)
+    mask = read_bands(world.change_mask)[0].astype(bool)
     difference = np.abs(after - before).sum(axis=0)
     assert difference[mask].mean() > 1.5 * difference[~mask].mean()
 

@@ -13,6 +13,7 @@ from cdtools.errors import OutputExistsError, ParameterError, RasterError
 from cdtools.pair import load_pair
 from cdtools.raster import describe, write_geotiff
 from cdtools.synthetic import SampleWorld, make_scene_pair, reproject_to_tiles
+from tests.conftest import bright_centre
 
 UTM = "EPSG:32614"
 ORIGIN = (620000.0, 3350000.0)
@@ -28,11 +29,6 @@ def square_scene(path: Path) -> Path:
     data = np.full((3, 200, 240), 40, dtype=np.uint8)
     data[:, 90:110, 110:130] = 220
     return write_geotiff(path, data, transform=from_origin(*ORIGIN, 0.5, 0.5), crs=UTM)
-
-
-def square_centre(image: np.ndarray) -> tuple[float, float]:
-    rows, cols = np.nonzero(np.nan_to_num(image) > 130)
-    return rows.mean(), cols.mean()
 
 
 def test_tiles_are_in_the_new_crs_and_resolution_with_nodata_outside(
@@ -66,7 +62,7 @@ def test_a_known_pixel_lands_on_the_same_map_coordinate(tmp_path: Path) -> None:
     pair = load_pair(source, tmp_path / "tiles", grid="before")
     assert pair.shape == (2, 3, 200, 240) and pair.rio.crs.to_epsg() == 32614
     values = pair.values
-    (rb, cb), (ra, ca) = square_centre(values[0, 0]), square_centre(values[1, 0])
+    (rb, cb), (ra, ca) = bright_centre(values[0, 0]), bright_centre(values[1, 0])
     assert (rb, cb) == (99.5, 119.5)
     assert abs(ra - rb) < 1.0 and abs(ca - cb) < 1.0
 
