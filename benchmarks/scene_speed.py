@@ -156,8 +156,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    from cdtools.synthetic import make_scene_pair, sample_detector
-    from cdtools.synthetic.trained import RECIPE
+    from cdtools.samples import RECIPE, sample_detector
+    from cdtools.synthetic import make_scene_pair
 
     model_path = args.workdir / "sample-model"
     if not (model_path / "model.json").exists():

@@ -33,10 +33,10 @@ import torch
 from PIL import Image
 
 import cdtools
+from cdtools.landcover_classes import EUROSAT_CLASSES
 from cdtools.regions import label_regions, read_change_map
-from cdtools.synthetic import EUROSAT_CLASSES
+from cdtools.samples import LANDCOVER_RECIPE
 from cdtools.synthetic.scene_patches import make_scene_patches
-from cdtools.synthetic.trained import LANDCOVER_RECIPE
 
 RESULTS = Path(__file__).parent / "results" / "transitions_sample.json"
 N_CLASSES = len(EUROSAT_CLASSES)

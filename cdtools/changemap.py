@@ -20,7 +20,7 @@ import numpy as np
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-from cdtools.errors import ParameterError
+from cdtools.errors import GridError, ParameterError
 from cdtools.raster import open_raster
 
 UINT8_NODATA = 255  # as cdtools.predict_scene writes it
@@ -170,3 +170,20 @@ def pair_on_grid(before: Any, after: Any, change: Any) -> Any:
         f"{abs(t.a):g}) is on none of the grids load_pair makes from --before and --after; "
         "pass the dates the map was predicted from."
     )
+
+
+def check_grid(attrs: dict[str, Any], shape: tuple[int, ...], transform: Affine, what: str) -> None:
+    """Raise a GridError unless ``shape`` and ``transform`` are the regions' grid."""
+    if "shape" not in attrs or "transform" not in attrs:
+        return  # a table made by hand: trust it
+    size = abs(transform.a) or 1.0
+    same = tuple(attrs["shape"]) == tuple(shape) and np.allclose(
+        attrs["transform"], tuple(transform)[:6], rtol=0, atol=1e-6 * size
+    )
+    if not same:
+        raise GridError(
+            f"the {what} ({shape[0]} x {shape[1]} pixels, transform {tuple(transform)[:6]}) is "
+            f"not on the regions' grid ({attrs['shape'][0]} x {attrs['shape'][1]} pixels, "
+            f"transform {attrs['transform']}); load it on the change map's grid (load_pair "
+            "with the grid= and resolution= the map was predicted with)."
+        )

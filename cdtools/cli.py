@@ -310,7 +310,7 @@ def _classify_regions(polygons: Any, args: argparse.Namespace) -> Any:
     import cdtools  # the land-cover verbs by their public names, wherever they live
     from cdtools.changemap import pair_on_grid
     from cdtools.raster import describe
-    from cdtools.regions import grab_patches
+    from cdtools.spotcheck import grab_patches
 
     classifier = cdtools.LandCoverClassifier.from_model(args.classifier)
     if polygons.empty:

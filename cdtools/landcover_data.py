@@ -22,6 +22,7 @@ import numpy as np
 from cdtools.data import NormStats
 from cdtools.errors import CdtoolsError, ParameterError
 from cdtools.fastai_api import DataLoaders
+from cdtools.landcover_classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.raster import PathLike
 
 log = logging.getLogger(__name__)
@@ -217,8 +218,6 @@ def class_colours(classes: Sequence[str]) -> tuple[str, ...]:
     """A hex colour per class: the sample world's for EuroSAT classes, tab20 for others."""
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
-
-    from cdtools.synthetic.landcover import EUROSAT_CLASSES, LANDCOVER_COLOURS
 
     palette = colormaps["tab20"]
     return tuple(

@@ -5,8 +5,8 @@ opening (scikit-image), and split into connected regions (8-connectivity). Each 
 gets an id (1 = largest), its area in m² from the raster's CRS, its bounding box and
 centroid in map coordinates, its centroid in longitude/latitude and its mean and
 maximum probability. Polygons come from ``rasterio.features.shapes``. Change maps are
-read by :mod:`cdtools.changemap`; :func:`grab_patches` and :func:`visual_spot_check` live
-in :mod:`cdtools.spotcheck` and are re-exported here.
+read by :mod:`cdtools.changemap`; patches around the regions and figures of them are in
+:mod:`cdtools.spotcheck`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from rasterio.crs import CRS
 
 from cdtools.changemap import ChangeMap, read_change_map
 from cdtools.errors import CdtoolsWarning, ParameterError
-from cdtools.spotcheck import RegionPatch, grab_patches, visual_spot_check
 
 __all__ = [
-    "COLUMNS", "ChangeMap", "RegionPatch", "grab_patches", "localize_regions",
-    "predictions_to_regions", "read_change_map", "regions_to_polygons", "visual_spot_check",
+    "COLUMNS", "ChangeMap", "localize_regions", "predictions_to_regions", "read_change_map",
+    "regions_to_polygons",
 ]  # fmt: skip
 
 COLUMNS = (

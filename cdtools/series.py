@@ -14,7 +14,7 @@ import glob
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -22,8 +22,17 @@ from cdtools.errors import GridError, ParameterError, RasterError
 from cdtools.pair import common_grid, resampling_method, stack_dates, tile_files
 from cdtools.raster import PathLike, RasterInfo, describe
 
-if TYPE_CHECKING:
-    from cdtools.synthetic.series import SampleSeries
+
+@runtime_checkable
+class DatedScenes(Protocol):
+    """Rasters of one place with a date each, such as :class:`~cdtools.synthetic.SampleSeries`."""
+
+    @property
+    def scenes(self) -> Sequence[PathLike]: ...
+
+    @property
+    def dates(self) -> Sequence[str]: ...
+
 
 SeriesGrid = Literal["first", "intersection", "union"]
 DateLike = str | dt.date | np.datetime64 | int
@@ -36,7 +45,7 @@ _YEARS = range(1800, 2200)  # what an 8-digit number or a bare 4-digit one may b
 
 
 def load_series(
-    source: PathLike | Sequence[PathLike] | SampleSeries,
+    source: PathLike | Sequence[PathLike] | DatedScenes,
     *,
     dates: Sequence[DateLike] | None = None,
     bands: Sequence[int] | None = None,
@@ -49,9 +58,10 @@ def load_series(
 
     Args:
         source: a folder of rasters (one per date, sorted by name), a glob pattern
-            (``"naip/*.tif"``), a list of files, or a
-            :class:`~cdtools.synthetic.SampleSeries`. Files with the same date are tiles
-            of that date and are mosaicked (the first file with data wins).
+            (``"naip/*.tif"``), a list of files, or :class:`DatedScenes` (``scenes``
+            and their ``dates``, as :class:`~cdtools.synthetic.SampleSeries`). Files
+            with the same date are tiles of that date and are mosaicked (the first file
+            with data wins).
         dates: one date per file, in the order of the files (for a folder or a pattern:
             sorted by name): ``"2019-06-30"``, ``"2019"``, a year as an int, a
             ``datetime.date`` or a ``numpy.datetime64``. By default, dates are read from
@@ -100,11 +110,10 @@ def load_series(
 
 
 def _files(
-    source: PathLike | Sequence[PathLike] | SampleSeries,
+    source: PathLike | Sequence[PathLike] | DatedScenes,
 ) -> tuple[list[Path], list[Any] | None]:
-    """The files of ``source`` and, for a sample series, their dates."""
-    if hasattr(source, "scenes") and hasattr(source, "dates"):  # a SampleSeries (duck-typed
-        # so that loading real data does not import the sample world)
+    """The files of ``source`` and, for dated scenes, their dates."""
+    if isinstance(source, DatedScenes):
         return [Path(p) for p in source.scenes], list(source.dates)
     if isinstance(source, str | Path):
         text = str(source)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from rasterio.transform import Affine
 
-from cdtools.errors import GridError, ParameterError
+from cdtools.changemap import check_grid, read_change_map, transform_of
+from cdtools.errors import ParameterError
+from cdtools.regions import label_regions
 
 BATCH = 32  # windows computed together from a lazy pair: each chunk is read once per batch
 
@@ -57,7 +58,6 @@ def grab_patches(pair: Any, regions: Any, *, size: int = 256) -> list[RegionPatc
         raise ParameterError(
             f"pair must be a (time=2, band, y, x) DataArray from load_pair, got {dict(pair.sizes)}."
         )
-    from cdtools.changemap import transform_of
 
     check_grid(regions.attrs, (pair.sizes["y"], pair.sizes["x"]), transform_of(pair), "pair")
     corners = [_corner(r, c, size) for r, c in zip(regions["row"], regions["col"], strict=True)]
@@ -110,9 +110,6 @@ class SpotCheck:
     def __init__(
         self, pair: Any, prob: Any, regions: Any, *, size: int = 256, rgb: Sequence[int] = (0, 1, 2)
     ) -> None:
-        from cdtools.changemap import read_change_map
-        from cdtools.regions import label_regions
-
         self.area = "area_m2" if regions.attrs.get("units", "m2") == "m2" else "area_px"
         self.unit = "m²" if self.area == "area_m2" else "px"
         self.regions = regions.sort_values(
@@ -183,23 +180,6 @@ def _draw_region(
     ax[0].set_title(title, fontsize=9)
     ax[1].set_title("change probability", fontsize=9)
     ax[2].set_title("after", fontsize=9)
-
-
-def check_grid(attrs: dict[str, Any], shape: tuple[int, ...], transform: Affine, what: str) -> None:
-    """Raise a GridError unless ``shape`` and ``transform`` are the regions' grid."""
-    if "shape" not in attrs or "transform" not in attrs:
-        return  # a table made by hand: trust it
-    size = abs(transform.a) or 1.0
-    same = tuple(attrs["shape"]) == tuple(shape) and np.allclose(
-        attrs["transform"], tuple(transform)[:6], rtol=0, atol=1e-6 * size
-    )
-    if not same:
-        raise GridError(
-            f"the {what} ({shape[0]} x {shape[1]} pixels, transform {tuple(transform)[:6]}) is "
-            f"not on the regions' grid ({attrs['shape'][0]} x {attrs['shape'][1]} pixels, "
-            f"transform {attrs['transform']}); load it on the change map's grid (load_pair "
-            "with the grid= and resolution= the map was predicted with)."
-        )
 
 
 def _corner(row: float, col: float, size: int) -> tuple[int, int]:

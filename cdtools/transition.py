@@ -1,7 +1,7 @@
 """What each change became: the land cover before and after each region, and the transitions.
 
 :func:`classify_patches` classifies the before and after patches of each region (from
-:func:`cdtools.regions.grab_patches`) with a :class:`cdtools.LandCoverClassifier`.
+:func:`cdtools.spotcheck.grab_patches`) with a :class:`cdtools.LandCoverClassifier`.
 Merged with the regions table on ``id``, :func:`transitions` sums the changed area from
 each class to each class, keeping only regions classified confidently on both dates and
 large enough, as makepath's workflow did; :func:`plot_transitions` draws the matrix and
@@ -36,7 +36,7 @@ def classify_patches(
     """The land-cover class before and after each region, with the classifier's confidence.
 
     Args:
-        patches: ``RegionPatch`` objects from :func:`cdtools.regions.grab_patches` (any
+        patches: ``RegionPatch`` objects from :func:`cdtools.spotcheck.grab_patches` (any
             objects with ``id``, ``before`` and ``after``: ``(bands, h, w)`` arrays in raw
             units, NaN outside the scene).
         classifier: a :class:`cdtools.LandCoverClassifier`.
@@ -77,7 +77,7 @@ def classify_patches(
     for patch in patches:
         if not all(hasattr(patch, a) for a in ("id", "before", "after")):
             raise ParameterError(
-                f"classify_patches takes RegionPatch objects from cdtools.regions.grab_patches "
+                f"classify_patches takes RegionPatch objects from cdtools.spotcheck.grab_patches "
                 f"(with id, before and after), got {type(patch).__name__}."
             )
     columns: dict[str, Any] = {"id": np.array([int(p.id) for p in patches], dtype=np.int64)}

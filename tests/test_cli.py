@@ -17,7 +17,8 @@ from rasterio.windows import Window
 import cdtools
 from cdtools.cli import main, resolve_date
 from cdtools.raster import write_geotiff
-from cdtools.synthetic import SampleWorld, make_scene_pair, sample_detector
+from cdtools.samples import sample_detector
+from cdtools.synthetic import SampleWorld, make_scene_pair
 from tests.conftest import CRS, ORIGIN, PIXEL, Pair
 
 #: Scene inference options that keep the CLI tests quick: 4 chunks of 2 x 2 tiles each.

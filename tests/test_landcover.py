@@ -15,9 +15,10 @@ from PIL import Image
 import cdtools
 from cdtools.errors import CdtoolsWarning, GridError, OutputExistsError, ParameterError
 from cdtools.landcover import LandCoverClassifier
+from cdtools.landcover_classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.landcover_data import PatchesFolderError, prepare_landcover_data
 from cdtools.package import PackageError
-from cdtools.synthetic import EUROSAT_CLASSES, LANDCOVER_COLOURS, make_landcover_patches
+from cdtools.synthetic import make_landcover_patches
 from cdtools.synthetic.scene_patches import make_scene_patches
 from cdtools.transition import (
     COLUMNS,
@@ -60,7 +61,7 @@ def easy(tmp_path_factory: pytest.TempPathFactory) -> LandCoverClassifier:
 
 @dataclass(frozen=True)
 class FakePatch:
-    """What cdtools.regions.grab_patches returns (RegionPatch), made by hand."""
+    """What cdtools.spotcheck.grab_patches returns (RegionPatch), made by hand."""
 
     id: int
     before: np.ndarray
@@ -249,7 +250,7 @@ def test_auto_without_imagenet_weights_warns_and_trains_from_scratch(
 def test_sample_classifier_is_trained_once_then_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cdtools.synthetic import trained
+    from cdtools import samples as trained
 
     tiny = {
         "patch_size": 32, "themed_per_class": 2, "scene_seeds": [3], "scene_size": 256,

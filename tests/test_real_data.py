@@ -128,8 +128,8 @@ def test_joplin_change_map_lands_on_the_intersection_of_both_dates(tmp_path: Pat
 
     from cdtools.cog import write_raster
     from cdtools.pair import load_pair
+    from cdtools.samples import sample_detector
     from cdtools.scene import NODATA, predict_scene
-    from cdtools.synthetic import sample_detector
 
     # The sample model knows synthetic scenes only: this checks where the map lands, not
     # what it says.

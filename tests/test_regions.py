@@ -17,15 +17,8 @@ from rasterio.transform import Affine, from_origin
 from cdtools.errors import CdtoolsWarning, GridError, ParameterError
 from cdtools.pair import load_pair
 from cdtools.raster import write_geotiff
-from cdtools.regions import (
-    COLUMNS,
-    RegionPatch,
-    grab_patches,
-    localize_regions,
-    predictions_to_regions,
-    regions_to_polygons,
-    visual_spot_check,
-)
+from cdtools.regions import COLUMNS, localize_regions, predictions_to_regions, regions_to_polygons
+from cdtools.spotcheck import RegionPatch, grab_patches, visual_spot_check
 from tests.conftest import CRS, ORIGIN, PIXEL, make_pair
 
 RAW = {"closing": 0, "opening": 0}  # no clean-up: pixel counts as drawn

@@ -12,9 +12,10 @@ from rasterio.windows import Window
 from cdtools.errors import GridError, ParameterError
 from cdtools.pair import load_pair
 from cdtools.raster import write_geotiff
+from cdtools.samples import sample_detector
 from cdtools.scene import NODATA, predict_scene
 from cdtools.scene_model import LOADS, SceneModel
-from cdtools.synthetic import make_scene_pair, sample_detector
+from cdtools.synthetic import make_scene_pair
 
 FP32 = {"precision": "fp32", "tile": 128, "overlap": 32}
 

@@ -6,21 +6,20 @@ change polygons, a change mask and land-cover maps; :func:`make_time_series` a s
 dates of one place with the change of each step; :func:`reproject_to_tiles` turns a
 date into tiles in another CRS and resolution, as real deliveries come;
 :func:`make_landcover_patches` writes EuroSAT-like patches rendered the same way and
-:func:`make_scene_patches` patches cut from scenes, labelled by their centre's land cover;
-:func:`sample_detector` is a change detector trained on the sample world once and cached,
-:func:`sample_landcover_classifier` a land-cover classifier trained on the patches.
+:func:`make_scene_patches` patches cut from scenes, labelled by their centre's land cover.
+The models trained on it are in :mod:`cdtools.samples`: the sample world never imports
+the learners.
 """
 
 from __future__ import annotations
 
+from cdtools.landcover_classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.synthetic.changes import CHANGE_KINDS
-from cdtools.synthetic.landcover import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.synthetic.patches import make_landcover_patches
 from cdtools.synthetic.scene import SampleWorld, make_scene_pair
 from cdtools.synthetic.scene_patches import make_scene_patches
 from cdtools.synthetic.series import SampleSeries, make_time_series
 from cdtools.synthetic.tiles import reproject_to_tiles
-from cdtools.synthetic.trained import sample_detector, sample_landcover_classifier
 
 __all__ = [
     "CHANGE_KINDS",
@@ -33,6 +32,4 @@ __all__ = [
     "make_scene_patches",
     "make_time_series",
     "reproject_to_tiles",
-    "sample_detector",
-    "sample_landcover_classifier",
 ]

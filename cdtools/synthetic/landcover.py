@@ -12,33 +12,7 @@ from enum import IntEnum
 
 import numpy as np
 
-EUROSAT_CLASSES: tuple[str, ...] = (
-    "AnnualCrop",
-    "Forest",
-    "HerbaceousVegetation",
-    "Highway",
-    "Industrial",
-    "Pasture",
-    "PermanentCrop",
-    "Residential",
-    "River",
-    "SeaLake",
-)
-"""The ten EuroSAT land-cover classes; a class's code in the land-cover maps is its index."""
-
-LANDCOVER_COLOURS: tuple[str, ...] = (
-    "#e8c95a",  # AnnualCrop: ripe grain
-    "#1b5e20",  # Forest
-    "#9ccc65",  # HerbaceousVegetation
-    "#e53935",  # Highway
-    "#7e57c2",  # Industrial
-    "#c5e1a5",  # Pasture
-    "#ef8a2c",  # PermanentCrop
-    "#f48fb1",  # Residential
-    "#1e88e5",  # River
-    "#0d3a7a",  # SeaLake
-)
-"""One hex colour per class, in code order (``ListedColormap(LANDCOVER_COLOURS)`` works)."""
+from cdtools.landcover_classes import EUROSAT_CLASSES
 
 
 class Material(IntEnum):

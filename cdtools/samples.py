@@ -1,8 +1,10 @@
-"""A change detector trained on the sample world with a fixed recipe, cached after first use.
+"""The sample models: a change detector and a land-cover classifier trained on the sample
+world with fixed recipes, cached after first use.
 
-Notebooks that need a trained model (evaluation, scene inference, regions) call
-:func:`sample_detector`: the first call trains it (a few minutes on a 2-core CPU) and
-saves a model package under the data root; later calls load the package.
+Notebooks that need a trained model (evaluation, scene inference, regions, land cover)
+call :func:`sample_detector` or :func:`sample_landcover_classifier`: the first call trains
+it (a few minutes on a 2-core CPU) and saves a model package under the data root; later
+calls load the package.
 """
 
 from __future__ import annotations

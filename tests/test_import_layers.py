@@ -1,0 +1,83 @@
+"""Imports run one way: each layer of cdtools imports nothing from the layers above it.
+
+Each layer is imported in a fresh interpreter in which every module of the layers above
+raises ImportError, so a wrong-way import fails here, not in a user's session. Imports
+inside functions (made when a verb runs) are not import-time dependencies and may reach
+up; ``ChangeDetector.predict`` drawing with ``plots`` is one.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import cdtools
+
+# Lowest first. The sample world (synthetic) stands on the base alone: it never imports
+# the learners; the models trained on it are in samples, at the top.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "base": (
+        "errors", "raster", "labels", "landcover_classes", "fastai_api", "plots", "baseline",
+    ),
+    "io and the sample world": ("pair", "series", "cog", "manifest", "synthetic"),
+    "chips": ("export", "chips", "augment", "data", "sparse_labels"),
+    "learn": (
+        "models", "package", "checkpoint", "losses", "metrics", "autocast", "averaging",
+        "tta", "tiling", "scene_model", "detector",
+    ),
+    "scene": ("scene", "changemap"),
+    "regions and land cover": (
+        "regions", "spotcheck", "landcover", "landcover_data", "transition",
+    ),
+    "top": ("samples", "widgets", "demo", "cli"),
+}  # fmt: skip
+
+BLOCKER = """
+import importlib, sys
+blocked = sys.argv[2].split(",") if sys.argv[2] else []
+
+class Above:
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in blocked):
+            raise ImportError(f"{name} is in a layer above the one being imported")
+        return None
+
+sys.meta_path.insert(0, Above())
+for module in sys.argv[1].split(","):
+    importlib.import_module(module)
+"""
+
+
+def modules(layer: str) -> list[str]:
+    return [f"cdtools.{m}" for m in LAYERS[layer]]
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_a_layer_imports_nothing_from_the_layers_above(layer: str) -> None:
+    names = list(LAYERS)
+    above = [m for upper in names[names.index(layer) + 1 :] for m in modules(upper)]
+    run = subprocess.run(
+        [sys.executable, "-c", BLOCKER, ",".join(modules(layer)), ",".join(above)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr.strip().splitlines()[-1]
+
+
+def test_every_module_has_a_layer() -> None:
+    placed = {m for layer in LAYERS.values() for m in layer}
+    top_level = {m.name for m in pkgutil.iter_modules(cdtools.__path__)}
+    assert top_level == placed
+
+
+def test_a_wrong_way_import_is_caught() -> None:
+    # The check itself can fail: the detector needs the chips layer, so blocking it fails.
+    run = subprocess.run(
+        [sys.executable, "-c", BLOCKER, "cdtools.detector", "cdtools.data"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode != 0 and "cdtools.data is in a layer above" in run.stderr
