@@ -16,17 +16,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from cdtools.autocast import BFloat16Training
-from cdtools.averaging import WeightAveraging
-from cdtools.checkpoint import SafetensorsCheckpoint
 from cdtools.data import ChangeDataLoaders
 from cdtools.errors import (
-    CdtoolsError,
     GridError,
     OutputExistsError,
     ParameterError,
 )
-from cdtools.fastai_api import EarlyStoppingCallback, Learner
+from cdtools.fastai_api import Learner
 from cdtools.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
 from cdtools.metrics import (
     SCORES,
@@ -38,10 +34,10 @@ from cdtools.metrics import (
 )
 from cdtools.models import ARCHITECTURES, default_backbone, to_probability
 from cdtools.models.backbone import Pretrained
-from cdtools.package import ModelSpec, PackageError, package_folder, read_package, write_package
+from cdtools.package import ModelSpec, PackageError
 from cdtools.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
-from cdtools.scene_model import PRECISIONS, Precision, on_gpu, resolve_precision
 from cdtools.tiling import predict_tiled
+from cdtools.trainable import Trainable
 from cdtools.tta import check_tta_model, dihedral_mean
 
 log = logging.getLogger(__name__)
@@ -53,7 +49,7 @@ DEFAULT_ARCH = "fc_siam_conc"
 DEFAULT_LR = 3e-3
 
 
-class ChangeDetector:
+class ChangeDetector(Trainable):
     """A siamese change-detection model with everything needed to train and use it.
 
     Args:
@@ -77,6 +73,11 @@ class ChangeDetector:
         >>> cd.fit(5, 1e-3)  # doctest: +SKIP
         >>> change = cd.predict("before.tif", "after.tif", out_path="change.tif")  # doctest: +SKIP
     """
+
+    kind = "detector"
+    data_maker = "prepare_data"
+    monitors = SCORES
+    spec_class = ModelSpec
 
     def __init__(
         self,
@@ -112,16 +113,25 @@ class ChangeDetector:
             self.learn.freeze()  # train the new layers first; unfreeze() for the backbone
 
     def _setup(
-        self, spec: ModelSpec, model: torch.nn.Module, data: ChangeDataLoaders | None, loss: Any
+        self,
+        spec: ModelSpec,
+        model: torch.nn.Module,
+        data: ChangeDataLoaders | None,
+        loss: Any = None,
     ) -> None:
-        self.spec, self.model, self.data = spec, model, data
-        self.learn: Learner | None = None
+        self._attach(spec, model, data)
         if data is None:
             return
         if data.n_bands != spec.in_channels:
             raise ParameterError(
                 f"the data has {data.n_bands} bands but the model takes {spec.in_channels}; "
                 "prepare the data with the model's bands."
+            )
+        if data.stats.per_scene != spec.stats.per_scene:
+            norm = "scene" if spec.stats.per_scene else "dataset"
+            raise ParameterError(
+                f"the model was trained with norm={norm!r} and these data are normalised the "
+                f"other way; prepare them with prepare_data(..., norm={norm!r})."
             )
         if loss is None:
             loss = (
@@ -150,111 +160,21 @@ class ChangeDetector:
         return to_probability(self.model, output)
 
     # ----------------------------------------------------------------- training
-    def _learner(self) -> Learner:
-        if self.learn is None:
-            raise CdtoolsError(
-                "this detector has no training data; rebuild it with "
-                "ChangeDetector.from_model(path, data=prepare_data(...))."
-            )
-        return self.learn
-
-    def lr_find(self, *, show: bool = True, num_it: int = 100) -> float:
-        """Run fastai's learning-rate finder; plots the curve and returns the suggestion."""
-        suggestion = self._learner().lr_find(num_it=num_it, show_plot=show)
-        self._lr = float(suggestion.valley)
-        return self._lr
-
-    def fit(
-        self,
-        epochs: int,
-        lr: float | None = None,
-        *,
-        one_cycle: bool = True,
-        early_stopping: bool | int = False,
-        checkpoint: bool = True,
-        monitor: str = "valid_loss",
-        precision: Precision = "auto",
-        average: bool = False,
-    ) -> None:
-        """Train, printing train/valid loss and the change class's precision, recall, F1 and IoU.
-
-        Args:
-            epochs: passes over the training chips.
-            lr: learning rate; default the last ``lr_find`` suggestion, or 3e-3 (the recipe's
-                one-cycle peak) when ``lr_find`` has not been run.
-            one_cycle: the one-cycle schedule (else a constant rate).
-            early_stopping: stop when ``monitor`` has not improved for 3 epochs (or this many).
-            checkpoint: keep the best epoch by ``monitor`` on disk and return to it at the end.
-            monitor: "valid_loss", "f1", "iou", "precision" or "recall".
-            precision: "fp32"; "bf16" (autocast, channels-last: on CPUs with AVX-512 BF16
-                several times faster than fp32); "fp16" (fastai's mixed precision, GPUs
-                only); "auto" is fp16 on a GPU, bf16 on CPUs that have it, fp32 otherwise.
-            average: validate, checkpoint and end on an exponential moving average of the
-                weights (:class:`cdtools.averaging.WeightAveraging`) instead of the last step's.
-        """
-        learn = self._learner()
-        if monitor not in ("valid_loss", "train_loss", *SCORES):
-            raise ParameterError(f"monitor must be valid_loss or one of {SCORES}, got {monitor!r}.")
-        callbacks = []
-        if early_stopping:
-            patience = 3 if early_stopping is True else int(early_stopping)
-            callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=patience))
-        if checkpoint:
-            callbacks.append(SafetensorsCheckpoint(monitor=monitor))
-        if average:
-            callbacks.append(WeightAveraging())
+    def _check_training_data(self) -> None:
         self.data.train_ds.check_labels()
-        precision = self._training_precision(precision)
-        if precision == "fp16":
-            learn.to_fp16()
-        elif precision == "bf16":
-            callbacks.append(BFloat16Training())
-        lr = lr or getattr(self, "_lr", None) or DEFAULT_LR
-        try:
-            if one_cycle:
-                learn.fit_one_cycle(epochs, lr, cbs=callbacks)
-            else:
-                learn.fit(epochs, lr, cbs=callbacks)
-        finally:
-            if precision == "fp16":
-                learn.to_fp32()
+
+    def _default_lr(self) -> float:
+        return DEFAULT_LR  # the recipe's one-cycle peak
+
+    def _record_fit(self, epochs: int, lr: float, options: dict[str, Any]) -> None:
         data, training = self.data, self.spec.training
         training.update(
             sources=[Path(p).name for p in data.sources],
             train_chips=len(data.train_ds),
             valid_chips=len(data.valid_ds),
-            last_fit={
-                "epochs": epochs,
-                "lr": lr,
-                "one_cycle": one_cycle,
-                "precision": precision,
-                "average": average,
-            },
+            last_fit={"epochs": epochs, "lr": lr, **options},
             epochs_total=training.get("epochs_total", 0) + epochs,
         )
-
-    def _training_precision(self, precision: Precision) -> str:
-        if precision not in PRECISIONS:
-            raise ParameterError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-        device = str(next(self.model.parameters()).device)
-        precision = resolve_precision(precision, device)
-        if precision == "fp16" and not on_gpu(device):
-            raise ParameterError(
-                "precision='fp16' trains on a GPU only; on this CPU use 'bf16' or 'fp32'."
-            )
-        return precision
-
-    def freeze(self) -> None:
-        """Train only the layers after the backbone."""
-        self._learner().freeze()
-
-    def unfreeze(self) -> None:
-        """Train the backbone too (after a few epochs with it frozen)."""
-        self._learner().unfreeze()
-
-    def plot_losses(self) -> Any:
-        """Training and validation loss per batch (fastai's recorder plot)."""
-        return self._learner().recorder.plot_loss()
 
     # --------------------------------------------------------------- evaluation
     def _validation(self, *, start: int = 0) -> Any:
@@ -337,44 +257,18 @@ class ChangeDetector:
         )
 
     # ------------------------------------------------------------------ package
-    def save(self, name_or_path: PathLike, *, zip: bool = False, overwrite: bool = False) -> Path:
-        """Write a model package (folder with model.safetensors and model.json; .zip if asked).
-
-        A bare name goes to ``<chips folder>/models/<name>``, as arcgis.learn does.
-        """
-        path = package_folder(name_or_path, self.data.path if self.data is not None else None)
-        if self.data is not None and not self.spec.metrics:
-            self.precision_recall_score()
-        return write_package(
-            path, self.spec, self.model.state_dict(), zip_too=zip, overwrite=overwrite
-        )
+    def _score(self) -> Any:
+        return self.precision_recall_score()
 
     @classmethod
-    def from_model(cls, path: PathLike, data: ChangeDataLoaders | None = None) -> ChangeDetector:
-        """Rebuild a detector from a package (folder, .zip or model.json), without training data."""
-        spec, state = read_package(path)
+    def _build(cls, spec: ModelSpec, path: PathLike) -> torch.nn.Module:
         if spec.arch not in ARCHITECTURES:
             raise PackageError(
                 f"{path} holds a {spec.arch!r} model; this cdtools knows {sorted(ARCHITECTURES)}."
             )
-        model = ARCHITECTURES[spec.arch](
+        return ARCHITECTURES[spec.arch](
             spec.in_channels, backbone=spec.backbone, pretrained=False, **spec.arch_kwargs
         )
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            summary = str(err).splitlines()[0]
-            raise PackageError(f"{path}'s weights do not fit its model.json ({summary}).") from None
-        if data is not None and data.stats.per_scene != spec.stats.per_scene:
-            norm = "scene" if spec.stats.per_scene else "dataset"
-            raise ParameterError(
-                f"{path} was trained with norm={norm!r} and these data are normalised the other "
-                f"way; prepare them with prepare_data(..., norm={norm!r})."
-            )
-        model.eval()
-        detector = cls.__new__(cls)
-        detector._setup(spec, model, data, None)
-        return detector
 
     def export_onnx(self, path: PathLike, *, tile: int | None = None) -> Path:
         """Write an ONNX model: inputs before and after (normalised), output probability."""

@@ -31,11 +31,9 @@ from cdtools.models.backbone import Pretrained, load_resnet_body
 from cdtools.package import (
     ClassifierSpec,
     PackageError,
-    package_folder,
-    read_package,
-    write_package,
 )
 from cdtools.raster import PathLike
+from cdtools.trainable import Trainable
 
 __all__ = ["ClassifierSpec", "LandCoverClassifier", "prepare_landcover_data"]
 
@@ -44,7 +42,7 @@ log = logging.getLogger(__name__)
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
-class LandCoverClassifier:
+class LandCoverClassifier(Trainable):
     """A land-cover patch classifier (EuroSAT classes) with everything to train and use it.
 
     Args:
@@ -64,6 +62,11 @@ class LandCoverClassifier:
         >>> classifier.fit(3, 1e-3)  # doctest: +SKIP
         >>> classifier.per_class_accuracy()  # doctest: +SKIP
     """
+
+    kind = "classifier"
+    data_maker = "prepare_landcover_data"
+    monitors = ("accuracy",)
+    spec_class = ClassifierSpec
 
     def __init__(
         self,
@@ -92,13 +95,13 @@ class LandCoverClassifier:
             model_dir="models",
         )
         spec.training["weights"] = load_resnet_body(learn.model[0], backbone, pretrained=pretrained)
-        self.spec, self.model, self.data, self.learn = spec, learn.model, data, learn
+        self._attach(spec, learn.model, data)
+        self.learn = learn
         if spec.training["weights"] != "random":
             learn.freeze()
 
     def _setup(self, spec: ClassifierSpec, model: torch.nn.Module, data: Any) -> None:
-        self.spec, self.model, self.data = spec, model, data
-        self.learn: Learner | None = None
+        self._attach(spec, model, data)
         if data is None:
             return
         if tuple(data.classes) != spec.classes or data.size != spec.input_size:
@@ -132,61 +135,24 @@ class LandCoverClassifier:
         return self.spec.colours
 
     # ----------------------------------------------------------------- training
-    def _learner(self) -> Learner:
-        if self.learn is None:
-            raise CdtoolsError(
-                "this classifier has no training data; rebuild it with LandCoverClassifier."
-                "from_model(path, data=prepare_landcover_data(...))."
-            )
-        return self.learn
-
-    def lr_find(self, *, show: bool = True, num_it: int = 100) -> float:
-        """Run fastai's learning-rate finder; plots the curve and returns the suggestion."""
-        suggestion = self._learner().lr_find(num_it=num_it, show_plot=show)
-        self._lr = float(suggestion.valley)
-        return self._lr
-
-    def fit(self, epochs: int, lr: float | None = None, *, one_cycle: bool = True) -> None:
-        """Train, printing train/valid loss and validation accuracy per epoch.
-
-        Args:
-            epochs: passes over the training patches.
-            lr: learning rate; default the last ``lr_find`` suggestion (running it if needed).
-            one_cycle: the one-cycle schedule (else a constant rate).
-        """
-        learn = self._learner()
-        if epochs < 1:
-            raise ParameterError(f"epochs must be at least 1, got {epochs}.")
-        lr = lr or getattr(self, "_lr", None) or self.lr_find(show=False)
-        if one_cycle:
-            learn.fit_one_cycle(epochs, lr)
-        else:
-            learn.fit(epochs, lr)
-        self._record_fit(epochs, lr)
+    def _default_lr(self) -> float:
+        return self.lr_find(show=False)
 
     def fine_tune(self, epochs: int, lr: float = 2e-3, *, freeze_epochs: int = 1) -> None:
         """fastai's recipe for pretrained backbones: the head alone first, then everything."""
         self._learner().fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
-        self._record_fit(epochs + freeze_epochs, lr)
+        self._record_fit(epochs + freeze_epochs, lr, {"fine_tune": True})
 
-    def _record_fit(self, epochs: int, lr: float) -> None:
+    def _record_fit(self, epochs: int, lr: float, options: dict[str, Any]) -> None:
         data, training = self.data, self.spec.training
         training.update(
             source=Path(data.path).name,
             train_patches=len(data.train_ds),
             valid_patches=len(data.valid_ds),
-            last_fit={"epochs": epochs, "lr": lr},
+            last_fit={"epochs": epochs, "lr": lr, **options},
             epochs_total=training.get("epochs_total", 0) + epochs,
         )
         self.spec.metrics = {}
-
-    def freeze(self) -> None:
-        """Train only the layers after the backbone."""
-        self._learner().freeze()
-
-    def unfreeze(self) -> None:
-        """Train the backbone too."""
-        self._learner().unfreeze()
 
     # --------------------------------------------------------------- evaluation
     def _validation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -262,38 +228,16 @@ class LandCoverClassifier:
         return image_grid(images[:n], titles, colours=colours, columns=columns)
 
     # ------------------------------------------------------------------ package
-    def save(self, name_or_path: PathLike, *, zip: bool = False, overwrite: bool = False) -> Path:
-        """Write a model package (folder with model.safetensors and model.json; .zip if asked).
-
-        A bare name goes to ``<patches folder>/models/<name>``, as arcgis.learn does.
-        """
-        path = package_folder(name_or_path, self.data.path if self.data is not None else None)
-        if self.learn is not None and not self.spec.metrics:
-            self.per_class_accuracy()
-        return write_package(
-            path, self.spec, self.model.state_dict(), zip_too=zip, overwrite=overwrite
-        )
+    def _score(self) -> Any:
+        return self.per_class_accuracy()
 
     @classmethod
-    def from_model(
-        cls, path: PathLike, data: LandCoverDataLoaders | None = None
-    ) -> LandCoverClassifier:
-        """Rebuild a classifier from a package (folder, .zip or model.json); never unpickles."""
-        spec, state = read_package(path, spec_class=ClassifierSpec)
+    def _build(cls, spec: ClassifierSpec, path: PathLike) -> torch.nn.Module:
         if spec.backbone not in BACKBONES:
             raise PackageError(
                 f"{path} holds a {spec.backbone!r} classifier; this cdtools knows {BACKBONES}."
             )
-        model = create_vision_model(_arch(spec.backbone), len(spec.classes), pretrained=False)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            summary = str(err).splitlines()[0]
-            raise PackageError(f"{path}'s weights do not fit its model.json ({summary}).") from None
-        model.eval()
-        classifier = cls.__new__(cls)
-        classifier._setup(spec, model, data)
-        return classifier
+        return create_vision_model(_arch(spec.backbone), len(spec.classes), pretrained=False)
 
     # ------------------------------------------------------------------ predict
     def predict(

@@ -9,6 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
 from rasterio.transform import Affine, from_origin
 from shapely.geometry import box
 
@@ -79,3 +80,18 @@ def bright_centre(image: np.ndarray) -> tuple[float, float]:
 @pytest.fixture
 def pair(tmp_path: Path) -> Pair:
     return make_pair(tmp_path / "scene")
+
+
+# Three classes a network tells apart in a few steps: the colour of the whole patch.
+EASY = {"Blue": (40, 60, 200), "Green": (40, 170, 60), "Red": (200, 50, 40)}
+
+
+def write_easy_patches(folder: Path, *, n: int = 16, size: int = 32, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for name, colour in EASY.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            noise = rng.normal(0, 25, (size, size, 3))
+            image = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(image).save(folder / name / f"{name}_{i}.png")
+    return folder

@@ -26,7 +26,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "chips": ("export", "chips", "augment", "data", "sparse_labels"),
     "learn": (
         "models", "package", "checkpoint", "losses", "metrics", "autocast", "averaging",
-        "tta", "tiling", "scene_model", "detector",
+        "tta", "tiling", "scene_model", "trainable", "detector",
     ),
     "scene": ("scene", "changemap"),
     "regions and land cover": (

@@ -27,20 +27,7 @@ from cdtools.transition import (
     plot_transitions,
     transitions,
 )
-
-# Three classes a network tells apart in a few steps: the colour of the whole patch.
-EASY = {"Blue": (40, 60, 200), "Green": (40, 170, 60), "Red": (200, 50, 40)}
-
-
-def write_easy_patches(folder: Path, *, n: int = 16, size: int = 32, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    for name, colour in EASY.items():
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            noise = rng.normal(0, 25, (size, size, 3))
-            image = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(image).save(folder / name / f"{name}_{i}.png")
-    return folder
+from tests.conftest import EASY, write_easy_patches
 
 
 def easy_image(name: str, *, size: int = 32, seed: int = 1) -> np.ndarray:
