@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from cdtools.errors import CdtoolsWarning, ChipsFolderError, LabelError, Paramet
 from cdtools.fastai_api import DataLoader, DataLoaders, default_device
 from cdtools.labels import CODINGS, IGNORE
 from cdtools.raster import PathLike
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ class ChangeDataLoaders(DataLoaders):
     class_names: tuple[str, ...]
     sources: tuple[Path, ...]
 
-    def show_batch(self, rows: int = 4, *, split: Literal["train", "valid"] = "train") -> Any:
+    def show_batch(self, rows: int = 4, *, split: Literal["train", "valid"] = "train") -> Figure:
         """Draw ``rows`` chips as before | after | mask (change overlaid in colour).
 
         Returns the matplotlib figure.
@@ -108,7 +111,7 @@ class ChangeDataLoaders(DataLoaders):
         loader = self.train if split == "train" else self.valid
         return self.draw_batch(loader.one_batch(), rows=rows)
 
-    def draw_batch(self, batch: Any, *, rows: int = 4) -> Any:
+    def draw_batch(self, batch: Any, *, rows: int = 4) -> Figure:
         """Draw the first ``rows`` chips of a ``((before, after), mask)`` batch as
         :meth:`show_batch` does (:class:`cdtools.widgets.BatchViewer` pages through them).
 

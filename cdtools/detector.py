@@ -11,7 +11,7 @@ import functools
 import itertools
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from cdtools.metrics import (
     probability_histogram,
     scores,
 )
-from cdtools.models import ARCHITECTURES, default_backbone, to_probability
+from cdtools.models import ARCHITECTURES, Arch, default_backbone, to_probability
 from cdtools.models.backbone import Pretrained
 from cdtools.package import ModelSpec, PackageError
 from cdtools.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
@@ -40,12 +40,17 @@ from cdtools.tiling import predict_tiled
 from cdtools.trainable import Trainable
 from cdtools.tta import check_tta_model, dihedral_mean
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+    from matplotlib.figure import Figure
+
 log = logging.getLogger(__name__)
 
 #: The default recipe, chosen by measurement on real data (benchmarks/recipe_airchange.py
 #: and benchmarks/accuracy_real.py): a from-scratch FC-Siam-conc, one-cycle at 3e-3,
 #: trained in bf16 on CPUs that have it.
-DEFAULT_ARCH = "fc_siam_conc"
+DEFAULT_ARCH: Arch = "fc_siam_conc"
 DEFAULT_LR = 3e-3
 
 
@@ -83,7 +88,7 @@ class ChangeDetector(Trainable):
         self,
         data: ChangeDataLoaders,
         *,
-        arch: str = DEFAULT_ARCH,
+        arch: Arch = DEFAULT_ARCH,
         backbone: str | None = None,
         pretrained: Pretrained = "auto",
         loss: torch.nn.Module | None = None,
@@ -186,7 +191,7 @@ class ChangeDetector(Trainable):
             for (before, after), mask in itertools.islice(learn.dls.valid, start, None):
                 yield before, after, mask, self.probability(self.model((before, after)))[:, 0]
 
-    def precision_recall_score(self) -> Any:
+    def precision_recall_score(self) -> pd.DataFrame:
         """Precision, recall, F1, IoU and support of NoChange and Change over the validation set."""
         import pandas as pd
 
@@ -205,7 +210,9 @@ class ChangeDetector(Trainable):
         self.spec.threshold = best_f1_threshold(counts)
         return self.spec.threshold
 
-    def show_results(self, rows: int = 4, *, threshold: float | None = None, batch: int = 0) -> Any:
+    def show_results(
+        self, rows: int = 4, *, threshold: float | None = None, batch: int = 0
+    ) -> Figure:
         """before | after | truth | prediction of validation chips (FP and FN in own colours).
 
         Args:
@@ -241,7 +248,7 @@ class ChangeDetector(Trainable):
 
     def draw_results(
         self, results: tuple[torch.Tensor, ...], *, rows: int = 4, threshold: float | None = None
-    ) -> Any:
+    ) -> Figure:
         """The figure of :meth:`show_results` for a :meth:`validation_batch`."""
         from cdtools.plots import show_pairs
 
@@ -291,7 +298,7 @@ class ChangeDetector(Trainable):
         output: Literal["probability", "mask"] = "probability",
         overwrite: bool = False,
         tta: bool = False,
-    ) -> Any:
+    ) -> xr.DataArray:
         """Change probability for a pair of any size, as a georeferenced xarray.DataArray.
 
         Tiles of ``tile`` pixels (default the chip size) overlap by ``overlap`` (default a

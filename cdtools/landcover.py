@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,10 @@ from cdtools.package import (
 )
 from cdtools.raster import PathLike
 from cdtools.trainable import Trainable
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = ["ClassifierSpec", "LandCoverClassifier", "prepare_landcover_data"]
 
@@ -173,7 +177,7 @@ class LandCoverClassifier(Trainable):
             np.concatenate(images),
         )
 
-    def confusion_matrix(self) -> Any:
+    def confusion_matrix(self) -> pd.DataFrame:
         """Counts of validation patches: rows the true class, columns the predicted class."""
         import pandas as pd
 
@@ -186,7 +190,7 @@ class LandCoverClassifier(Trainable):
             columns=pd.Index(self.classes, name="predicted"),
         )
 
-    def per_class_accuracy(self) -> Any:
+    def per_class_accuracy(self) -> pd.DataFrame:
         """Per class: accuracy (share of its validation patches recognised), precision, support.
 
         Also kept in the classifier's metrics, which ``save`` writes to model.json.
@@ -215,7 +219,7 @@ class LandCoverClassifier(Trainable):
         self.per_class_accuracy()
         return self.spec.metrics["accuracy"]
 
-    def show_results(self, n: int = 8, *, columns: int = 4) -> Any:
+    def show_results(self, n: int = 8, *, columns: int = 4) -> Figure:
         """Validation patches titled "predicted (confidence)", green when right, red when wrong."""
         truth, probs, images = self._validation()
         n = min(n, len(truth))

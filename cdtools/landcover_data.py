@@ -15,7 +15,7 @@ import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from cdtools.errors import CdtoolsError, ParameterError
 from cdtools.fastai_api import DataLoaders
 from cdtools.landcover_classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.raster import PathLike
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class LandCoverDataLoaders(DataLoaders):
 
     def show_batch(
         self, n: int = 8, *, columns: int = 4, split: Literal["train", "valid"] = "train"
-    ) -> Any:
+    ) -> Figure:
         """Draw ``n`` patches of a batch (augmented in training), titled with their class.
 
         Returns the matplotlib figure.
@@ -235,7 +238,7 @@ def image_grid(
     colours: Sequence[str] | None = None,
     columns: int = 4,
     size: float = 2.2,
-) -> Any:
+) -> Figure:
     """A grid of ``(n, bands, h, w)`` 0-255 images (first three bands as RGB) with titles."""
     import matplotlib.pyplot as plt
 

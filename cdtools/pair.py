@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from rasterio.crs import CRS
@@ -22,6 +22,9 @@ from rasterio.warp import transform_bounds
 
 from cdtools.errors import GridError, ParameterError, RasterError
 from cdtools.raster import PathLike, RasterInfo, describe
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 GridChoice = Literal["before", "after", "intersection", "union"]
 Extent = Literal["reference", "intersection", "union"]
@@ -40,7 +43,7 @@ def load_pair(
     resolution: float | None = None,
     resampling: str = "bilinear",
     chunks: Any = "auto",
-) -> Any:
+) -> xr.DataArray:
     """Open two dates as one lazy ``(time, band, y, x)`` DataArray on a common grid.
 
     Args:

@@ -6,11 +6,14 @@ matplotlib is imported inside each function so that ``import cdtools`` stays qui
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cdtools.labels import CHANGE, IGNORE
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CHANGE_RGBA = (1.0, 0.15, 0.1, 0.55)  # change overlaid in translucent red
 IGNORE_RGBA = (0.5, 0.5, 0.5, 0.55)  # ignored pixels in grey
@@ -73,7 +76,7 @@ def show_pairs(
     threshold: float = 0.5,
     rgb: Sequence[int] = (0, 1, 2),
     size: float = 3.0,
-) -> Any:
+) -> Figure:
     """A row per chip: before | after | change mask, and with ``probs`` a fourth column,
     the prediction (change found red, false alarms yellow, change missed cyan).
 
@@ -120,7 +123,7 @@ def show_scene(
     polygons: Any = None,
     rgb: Sequence[int] = (0, 1, 2),
     size: float = 5.0,
-) -> Any:
+) -> Figure:
     """Before and after scenes side by side in map coordinates, change polygons outlined.
 
     ``polygons`` is a GeoDataFrame (or a file path) in any CRS; it is drawn in the scene's.
@@ -147,7 +150,7 @@ def show_scene(
     return fig
 
 
-def show_chip_index(index: Any, *, scene: str | None = None, size: float = 6.0) -> Any:
+def show_chip_index(index: Any, *, scene: str | None = None, size: float = 6.0) -> Figure:
     """Chip footprints from chips.geojson, coloured by their change fraction, over the scene."""
     import matplotlib.pyplot as plt
 
@@ -210,7 +213,7 @@ def show_prediction(
     threshold: float = 0.5,
     rgb: Sequence[int] = (0, 1, 2),
     size: float = 4.0,
-) -> Any:
+) -> Figure:
     """before | after | change probability (outlined where above ``threshold``)."""
     import matplotlib.pyplot as plt
 

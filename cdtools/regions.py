@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio.crs import CRS
 
 from cdtools.changemap import ChangeMap, read_change_map
 from cdtools.errors import CdtoolsWarning, ParameterError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
 
 __all__ = [
     "COLUMNS", "ChangeMap", "localize_regions", "predictions_to_regions", "read_change_map",
@@ -41,7 +45,7 @@ def predictions_to_regions(
     min_area_m2: float = 20.0,
     closing: int = 1,
     opening: int = 1,
-) -> Any:
+) -> pd.DataFrame:
     """Connected regions of change as a table, largest first.
 
     Args:
@@ -72,7 +76,7 @@ def predictions_to_regions(
     return table
 
 
-def localize_regions(regions: Any) -> Any:
+def localize_regions(regions: Any) -> gpd.GeoDataFrame:
     """The regions' centroids as a GeoDataFrame of points in the raster's CRS.
 
     Example:
@@ -94,7 +98,7 @@ def regions_to_polygons(
     min_area_m2: float = 20.0,
     closing: int = 1,
     opening: int = 1,
-) -> Any:
+) -> gpd.GeoDataFrame:
     """The regions of :func:`predictions_to_regions` as a GeoDataFrame of (multi)polygons.
 
     Takes the same arguments; the polygons follow pixel edges, are in the raster's CRS

@@ -13,9 +13,13 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdtools.raster import PathLike
+
+if TYPE_CHECKING:
+    from cdtools.detector import ChangeDetector
+    from cdtools.landcover import LandCoverClassifier
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ RECIPE: dict[str, Any] = {
 }
 
 
-def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> Any:
+def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> ChangeDetector:
     """The sample world's change detector, with its training and validation data attached.
 
     Args:
@@ -106,7 +110,9 @@ LANDCOVER_RECIPE: dict[str, Any] = {
 }
 
 
-def sample_landcover_classifier(*, root: PathLike | None = None, retrain: bool = False) -> Any:
+def sample_landcover_classifier(
+    *, root: PathLike | None = None, retrain: bool = False
+) -> LandCoverClassifier:
     """The sample world's land-cover classifier, with its training and validation data attached.
 
     Trained once, from scratch so that it needs no network, on EuroSAT-like patches of

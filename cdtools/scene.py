@@ -14,7 +14,7 @@ chunk borders leave no trace.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from cdtools.errors import GridError, ParameterError
 from cdtools.package import ModelSpec
 from cdtools.scene_model import PRECISIONS, Precision, SceneModel, on_gpu
 from cdtools.tiling import blend_window, check_tiling, tile_starts
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: uint8 value for pixels where either date has no data; probability p is stored as
 #: min(round(255 p), 254), so p = value / 255 within 1/255.
@@ -43,7 +46,7 @@ def predict_scene(
     precision: Precision = "auto",
     chunk: int | None = None,
     tta: bool = False,
-) -> Any:
+) -> xr.DataArray:
     """Lazy change probability of a whole aligned pair, on the pair's grid.
 
     Args:

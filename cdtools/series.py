@@ -14,13 +14,16 @@ import glob
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from cdtools.errors import GridError, ParameterError, RasterError
 from cdtools.pair import common_grid, resampling_method, stack_dates, tile_files
 from cdtools.raster import PathLike, RasterInfo, describe
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 @runtime_checkable
@@ -53,7 +56,7 @@ def load_series(
     resolution: float | None = None,
     resampling: str = "bilinear",
     chunks: Any = "auto",
-) -> Any:
+) -> xr.DataArray:
     """Open many dates of one place as one lazy ``(time, band, y, x)`` DataArray.
 
     Args:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cdtools.changemap import check_grid, read_change_map, transform_of
 from cdtools.errors import ParameterError
 from cdtools.regions import label_regions
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BATCH = 32  # windows computed together from a lazy pair: each chunk is read once per batch
 
@@ -79,7 +82,7 @@ def visual_spot_check(
     n: int = 4,
     size: int = 256,
     rgb: Sequence[int] = (0, 1, 2),
-) -> Any:
+) -> Figure:
     """A figure with a row per region, largest first: before | change probability | after.
 
     The region (as :func:`~cdtools.regions.predictions_to_regions` found it, with the
@@ -125,7 +128,7 @@ class SpotCheck:
     def __len__(self) -> int:
         return len(self.regions)
 
-    def figure(self, positions: Iterable[int]) -> Any:
+    def figure(self, positions: Iterable[int]) -> Figure:
         """A row per region at ``positions`` (0: the largest): before | change probability |
         after, or a "no change regions" note when there are none."""
         import matplotlib.pyplot as plt

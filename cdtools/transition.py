@@ -13,11 +13,15 @@ The module is named ``transition`` so that it does not shadow ``cdtools.transiti
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cdtools.errors import GridError, ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 COLUMNS = ("id", "class_before", "confidence_before", "class_after", "confidence_after")
 """The columns of :func:`classify_patches`' table."""
@@ -32,7 +36,7 @@ def classify_patches(
     classes: Sequence[str] | None = None,
     tta: bool = True,
     batch_size: int = 64,
-) -> Any:
+) -> pd.DataFrame:
     """The land-cover class before and after each region, with the classifier's confidence.
 
     Args:
@@ -134,7 +138,7 @@ def transitions(
     min_area_m2: float = 0.0,
     area: str = "area_m2",
     classes: Sequence[str] | None = None,
-) -> Any:
+) -> pd.DataFrame:
     """A from -> to matrix of changed area: rows the class before, columns the class after.
 
     Args:
@@ -220,7 +224,7 @@ def list_transitions(matrix: Any, *, top: int | None = None, unit: str | None = 
 
 def plot_transitions(
     matrix: Any, *, title: str | None = None, cmap: str = "YlOrRd", size: float = 6.0
-) -> Any:
+) -> Figure:
     """A heatmap of the transition matrix with each cell's area written in it.
 
     Example:

@@ -243,3 +243,11 @@ def test_tinycd_package_round_trip_and_predict_scene(tmp_path: Path) -> None:
     change = predict_scene(folder, scene, tile=64, overlap=16, precision="fp32").compute()
     assert change.shape == (128, 128) and change.dtype == np.uint8
     assert change.rio.crs == scene.rio.crs
+
+
+def test_the_arch_type_names_every_registered_architecture() -> None:
+    from typing import get_args
+
+    from cdtools.models import Arch
+
+    assert set(get_args(Arch)) == set(ARCHITECTURES)

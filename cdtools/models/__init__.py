@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
@@ -18,6 +19,11 @@ from cdtools.models.fc import FCEF, FCSiamConc, FCSiamDiff
 from cdtools.models.siamese_unet import SiameseUNet
 from cdtools.models.stanet import STANet
 from cdtools.models.tinycd import TinyCD
+
+Arch = Literal[
+    "fc_siam_conc", "fc_siam_diff", "fc_ef", "tinycd", "siamese_unet", "stanet", "bit"
+]  # fmt: skip
+"""The names of the architectures (the keys of :data:`ARCHITECTURES`)."""
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "siamese_unet": SiameseUNet,
@@ -47,6 +53,7 @@ __all__ = [
     "ARCHITECTURES",
     "BIT",
     "FCEF",
+    "Arch",
     "FCSiamConc",
     "FCSiamDiff",
     "STANet",
