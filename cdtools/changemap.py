@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,11 @@ def threshold_change(change: Any, threshold: float) -> Any:
     return change.copy(data=data).assign_attrs(attrs)
 
 
-def pair_on_grid(before: Any, after: Any, change: Any) -> Any:
-    """The pair of ``before`` and ``after`` on the grid of a change map (a RasterInfo).
+def pair_on_grid(
+    before: Any, after: Any, change: Any, *, bands: Sequence[int] | None = None
+) -> Any:
+    """The pair of ``before`` and ``after`` (their ``bands``, all when None) on the grid of a
+    change map (a RasterInfo).
 
     A change map from ``cdtools predict`` (or ``predict_scene``) is on one of the grids
     :func:`cdtools.load_pair` makes from its dates; each is tried (intersection first,
@@ -157,7 +161,7 @@ def pair_on_grid(before: Any, after: Any, change: Any) -> Any:
         )
     t = change.transform
     for grid in ("intersection", "before", "after", "union"):
-        pair = load_pair(before, after, grid=grid, resolution=abs(t.a))
+        pair = load_pair(before, after, bands=bands, grid=grid, resolution=abs(t.a))
         offset = grid_offset(change.crs, t, pair.rio.crs, pair.rio.transform())
         if offset is None or min(offset) < 0:
             continue

@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         default="intersection",
         help="grid both dates are read onto (default: intersection, in the before CRS)",
     )
+    predict.add_argument("--bands", type=band_list, metavar="I,J,...", help=BANDS_HELP)
     predict.add_argument("--chunk", type=int, metavar="N", help="dask chunk in pixels")
     predict.add_argument("--tile", type=int, metavar="N", help="model tile (multiple of 32)")
     predict.add_argument("--overlap", type=int, metavar="N", help="pixels shared by tiles")
@@ -162,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     regions.add_argument("--before", help="with --classifier: " + DATE_HELP)
     regions.add_argument("--after", help="with --classifier: the later date, the same ways")
+    regions.add_argument(
+        "--bands", type=band_list, metavar="I,J,...", help="with --classifier: " + BANDS_HELP
+    )
     regions.add_argument(
         "--patch-size",
         type=int,
@@ -246,7 +250,10 @@ def _predict(args: argparse.Namespace) -> None:
     before, after = resolve_date(args.before), resolve_date(args.after)
     model = SceneModel.of(args.model)  # read once: its threshold, and what workers receive
     chunk = args.chunk or DEFAULT_CHUNK
-    pair = load_pair(before, after, grid=args.grid, chunks={"band": -1, "y": chunk, "x": chunk})
+    pair = load_pair(
+        before, after, bands=args.bands, grid=args.grid,
+        chunks={"band": -1, "y": chunk, "x": chunk},
+    )  # fmt: skip
     with _dask_client(args.workers, args.scheduler):  # first, so the model is sent once
         change = predict_scene(
             model, pair, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
@@ -316,12 +323,31 @@ def _classify_regions(polygons: Any, args: argparse.Namespace) -> Any:
     if polygons.empty:
         return polygons.assign(**{c: [] for c in LANDCOVER_COLUMNS})
     size = args.patch_size or getattr(getattr(classifier, "spec", None), "input_size", 256)
-    pair = pair_on_grid(resolve_date(args.before), resolve_date(args.after), describe(args.change))
+    pair = pair_on_grid(
+        resolve_date(args.before), resolve_date(args.after), describe(args.change),
+        bands=args.bands,
+    )  # fmt: skip
     patches = grab_patches(pair, polygons, size=size)
     classes = cdtools.classify_patches(patches, classifier)
     merged = polygons.merge(classes[["id", *LANDCOVER_COLUMNS]], on="id", how="left")
     merged.attrs = dict(polygons.attrs)
     return merged
+
+
+BANDS_HELP = "0-based bands of both dates to use, e.g. 3,2,1 (default: all, or the model's)"
+
+
+def band_list(text: str) -> list[int]:
+    """``--bands 3,2,1`` as ``[3, 2, 1]``."""
+    try:
+        bands = [int(b) for b in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bands must be 0-based integers separated by commas (3,2,1), got {text!r}"
+        ) from None
+    if any(b < 0 for b in bands):
+        raise argparse.ArgumentTypeError(f"bands are 0-based and cannot be negative: {text!r}")
+    return bands
 
 
 def resolve_date(date: str) -> Path | list[Path]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ def write_raster(
     import rasterio
     import rasterio.shutil
     import rioxarray  # noqa: F401  (registers the .rio accessor)
+    from rasterio.errors import NotGeoreferencedWarning
 
     path = Path(path)
     if path.is_dir():
@@ -69,7 +71,9 @@ def write_raster(
         raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it.")
     if not {"y", "x"} <= set(da.dims):
         raise ParameterError(f"write_raster needs y and x dimensions, got {da.dims}.")
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        if da.rio.crs is None:  # a map in pixel coordinates: rasterio would say so per file
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
         stream = tmp.with_name(tmp.name + ".stream.tif") if cog else tmp
         try:
             with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):

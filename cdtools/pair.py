@@ -11,6 +11,7 @@ same for any number of dates (:func:`cdtools.series.load_series`).
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +21,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine, from_origin
 from rasterio.warp import transform_bounds
 
-from cdtools.errors import GridError, ParameterError, RasterError
+from cdtools.errors import CdtoolsWarning, GridError, ParameterError, RasterError
 from cdtools.raster import PathLike, RasterInfo, describe
 
 if TYPE_CHECKING:
@@ -58,6 +59,11 @@ def load_pair(
         chunks: dask chunks of each date, as rioxarray takes them ("auto": 1024 x 1024
             pixels, all bands).
 
+    Images without georeferencing (a PNG or JPEG pair, photographs) are paired pixel
+    for pixel when both are one image of the same size: pixel coordinates, no CRS, and a
+    :class:`~cdtools.errors.CdtoolsWarning` saying so (``grid`` and ``resolution`` do not
+    apply). Sizes that differ are a :class:`~cdtools.errors.GridError` naming both.
+
     Returns:
         An ``xarray.DataArray`` with ``time = ["before", "after"]``, the grid's CRS and
         transform (``.rio``), float32 values and NaN where a date has no data.
@@ -78,9 +84,10 @@ def load_pair(
             f"the tiles have different band counts ({sorted(counts)}); use the same bands for "
             "every tile of both dates."
         )
-    for name, tiles in infos.items():
-        if any(info.crs is None for info in tiles):
-            raise GridError(f"a {name} tile has no CRS; load_pair needs georeferenced rasters.")
+    if any(info.crs is None for tiles in infos.values() for info in tiles):
+        pair = _pixel_pair(dates, infos, chunks=chunks)
+        pair = select_bands(pair, bands)
+        return pair.assign_coords(time=["before", "after"]).rename("pair")
     target = common_grid(
         [infos["before"], infos["after"]],
         reference=1 if grid == "after" else 0,
@@ -123,14 +130,67 @@ def stack_dates(
         [_mosaic(files, crs, transform, width, height, resampling, chunks) for files in dates],
         dim="time",
     )
-    if bands is not None:
-        bad = [b for b in bands if not 0 <= b < stacked.sizes["band"]]
-        if bad:
-            raise ParameterError(
-                f"bands {bad} do not exist; use 0-based indices below {stacked.sizes['band']}."
-            )
-        stacked = stacked.isel(band=list(bands))
+    stacked = select_bands(stacked, bands)
     return stacked.rio.write_crs(crs).rio.write_transform(transform)
+
+
+def select_bands(stacked: Any, bands: Sequence[int] | None) -> Any:
+    """The 0-based ``bands`` of a ``(time, band, y, x)`` stack (all when None)."""
+    if bands is None:
+        return stacked
+    count = stacked.sizes["band"]
+    bad = [b for b in bands if not 0 <= b < count] if bands else list(bands)
+    if bad or not bands:
+        raise ParameterError(
+            f"bands {bad} do not exist in these rasters of {count} bands; use 0-based "
+            f"indices below {count}."
+        )
+    return stacked.isel(band=list(bands))
+
+
+def _pixel_pair(
+    dates: dict[str, list[Path]], infos: dict[str, list[RasterInfo]], *, chunks: Any
+) -> Any:
+    """Two images without georeferencing (photographs, PNG or JPEG pairs) paired pixel for
+    pixel: the same size is required, coordinates are pixel centres and there is no CRS."""
+    import rioxarray
+    import xarray as xr
+    from rasterio.errors import NotGeoreferencedWarning
+
+    for name, tiles in infos.items():
+        if len(tiles) > 1:
+            raise GridError(
+                f"the {name} date is {len(tiles)} tiles and some have no CRS: tiles without "
+                "georeferencing cannot be put together; georeference them, or give one image "
+                "per date."
+            )
+    (before,), (after,) = infos["before"], infos["after"]
+    if (before.crs is None) != (after.crs is None):
+        plain, other = ("before", "after") if before.crs is None else ("after", "before")
+        raise GridError(
+            f"the {plain} image has no CRS but the {other} image has one; georeference both "
+            "(or neither, to pair them pixel for pixel)."
+        )
+    if (before.width, before.height) != (after.width, after.height):
+        raise GridError(
+            f"neither image is georeferenced and their sizes differ (before {before.width} x "
+            f"{before.height}, after {after.width} x {after.height} pixels): without a CRS the "
+            "dates can only be paired pixel for pixel; crop or resample them to one size, or "
+            "georeference them."
+        )
+    warnings.warn(
+        f"{dates['before'][0].name} and {dates['after'][0].name} have no georeferencing: they "
+        "are paired pixel for pixel, on pixel coordinates, and outputs carry no CRS.",
+        CdtoolsWarning,
+        stacklevel=3,
+    )
+    opened = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        for name in ("before", "after"):
+            da = rioxarray.open_rasterio(dates[name][0], chunks=_chunks(chunks), masked=True)
+            opened.append(da.astype(np.float32).drop_vars("spatial_ref", errors="ignore"))
+    return xr.concat(opened, dim="time")
 
 
 def tile_files(date: Tiles) -> list[Path]:

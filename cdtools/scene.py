@@ -154,7 +154,8 @@ def _model_bands(pair: Any, spec: ModelSpec) -> Any:
     if pair.sizes["band"] != spec.in_channels:
         raise GridError(
             f"the pair has {bands} bands but the model takes {spec.in_channels}; load the "
-            f"pair with the model's bands (load_pair(..., bands=[...]))."
+            "pair with the model's bands (load_pair(..., bands=[...]), or --bands on the "
+            "command line)."
         )
     return pair
 

@@ -16,6 +16,7 @@ from rasterio.windows import Window
 
 import cdtools
 from cdtools.cli import main, resolve_date
+from cdtools.errors import CdtoolsWarning
 from cdtools.raster import write_geotiff
 from cdtools.samples import sample_detector
 from cdtools.synthetic import SampleWorld, make_scene_pair
@@ -121,6 +122,38 @@ def test_predict_files_writes_a_georeferenced_cog(
     truth = rasterio.open(world.change_mask).read(1) == 1
     found = change / 255 > json.loads((model / "model.json").read_text())["threshold"]
     assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) > 0.4  # F1 of change
+
+
+def test_predict_a_plain_png_pair_without_georeferencing(
+    reference: tuple[Path, np.ndarray],
+    world: SampleWorld,
+    model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from PIL import Image
+
+    pngs = []
+    for name, path in (("im1", world.before), ("im2", world.after)):
+        with rasterio.open(path) as src:
+            image = np.moveaxis(src.read(), 0, -1)
+        pngs.append(str(tmp_path / f"{name}.png"))
+        Image.fromarray(image).save(pngs[-1])
+    out = tmp_path / "change.tif"
+    args = [*pngs, "--model", str(model), "--out", str(out), "--bands", "0,1,2"]
+    with pytest.warns(CdtoolsWarning, match="no georeferencing"):
+        assert main(["predict", *args, *QUICK, "--no-progress"]) == 0
+    with rasterio.open(out) as src:
+        assert src.crs is None and src.shape == (320, 320)
+        change = src.read(1)
+    # The same pixels as the georeferenced pair's map: pixel for pixel, no resampling.
+    assert np.abs(change.astype(int) - reference[1]).max() <= 1
+    bad = [*pngs, "--model", str(model), "--out", str(tmp_path / "bad.tif"), "--bands", "0,1,5"]
+    assert main(["predict", *bad, "--no-progress"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after load_pair's warning
+    assert last.startswith("cdtools: error: bands [5] do not exist")
+    with pytest.raises(SystemExit):  # argparse: not a list of integers
+        main(["predict", *pngs, "--model", str(model), "--out", "x.tif", "--bands", "red"])
 
 
 def test_predict_a_folder_of_tiles_and_a_pattern(

@@ -8,7 +8,7 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from cdtools.errors import GridError
+from cdtools.errors import CdtoolsWarning, GridError
 from cdtools.pair import load_pair
 from cdtools.raster import write_geotiff
 from tests.conftest import bright_centre
@@ -127,3 +127,32 @@ def test_tiles_on_the_grid_are_read_directly_and_match_the_warper(tmp_path: Path
     direct = load_pair(whole, shifted, grid="before").values
     assert np.isnan(direct[1, :, :50]).all() and np.isnan(direct[1, :, :, :30]).all()
     np.testing.assert_array_equal(direct[1, :, 50:, 30:], direct[0, :, 50:, 30:])
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.moveaxis(image, 0, -1)).save(path)
+    return path
+
+
+def test_images_without_georeferencing_are_paired_pixel_for_pixel(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    before = rng.integers(0, 255, (3, 40, 60), dtype=np.uint8)
+    after = before.copy()
+    after[:, 10:20, 30:50] = 255
+    b, a = write_png(tmp_path / "im1.png", before), write_png(tmp_path / "im2.png", after)
+    with pytest.warns(CdtoolsWarning, match="no georeferencing.*outputs carry no CRS"):
+        pair = load_pair(b, a, bands=[2, 0])
+    assert pair.rio.crs is None and pair.sizes == {"time": 2, "band": 2, "y": 40, "x": 60}
+    np.testing.assert_array_equal(pair.values[1], after[[2, 0]].astype(np.float32))
+    assert list(pair.time.values) == ["before", "after"]
+    with pytest.raises(GridError, match=r"before 60 x 40, after 30 x 40 pixels"):
+        load_pair(b, write_png(tmp_path / "half.png", after[:, :, :30]))
+
+
+def test_one_georeferenced_date_and_one_plain_image_are_refused(tmp_path: Path) -> None:
+    georeferenced = scene(tmp_path / "before.tif")
+    plain = write_png(tmp_path / "after.png", np.zeros((3, 20, 20), np.uint8))
+    with pytest.raises(GridError, match="after image has no CRS but the before image has one"):
+        load_pair(georeferenced, plain)
