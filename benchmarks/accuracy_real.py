@@ -155,6 +155,7 @@ def run_arch(task: Task, arch: str, *, precision: str = "auto") -> dict[str, Any
         "train_seconds": round(seconds, 1),
         "epochs": task.epochs,
         "precision": detector.spec.training["last_fit"]["precision"],
+        "norm": detector.spec.stats.source,
         "train_chips": len(dls.train_ds),
         "lr": detector.spec.training["last_fit"]["lr"],
         "threshold": detector.threshold,
@@ -240,7 +241,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REAL_DATA)
     parser.add_argument("--sets", default="airchange,landsat")
     parser.add_argument("--archs", default=",".join(ARCHS))
-    parser.add_argument("--epochs-airchange", type=int, default=8)
+    parser.add_argument("--epochs-airchange", type=int, default=12)
     parser.add_argument("--epochs-landsat", type=int, default=40)
     parser.add_argument("--precision", default="auto", help="the default; fp32 to compare")
     parser.add_argument("--no-peer", action="store_true")
@@ -256,7 +257,8 @@ def main() -> None:
     out = json.loads(args.out.read_text()) if args.out.exists() else {"sets": {}}
     out["machine"] = f"{platform.machine()}, {torch.get_num_threads()} threads, cpu"
     out["recipe"] = (
-        "the default path: prepare_data(chips, chip_size) -> ChangeDetector(dls, arch) -> "
+        "the default path (norm='scene', precision='auto', one-cycle at 3e-3, the best epoch "
+        "by validation loss kept): prepare_data(chips, chip_size) -> ChangeDetector(dls, arch) -> "
         "fit(epochs) -> tune_threshold() -> predict(before, after[, tta=True])"
     )
     for name in args.sets.split(","):

@@ -8,7 +8,8 @@ is measured for each architecture in the same run.
 
     python benchmarks/accuracy_sample.py [--train-seeds 0,1,2] [--test-seeds 7,8] [--epochs 8]
 
-Writes benchmarks/results/accuracy_sample.json.
+Writes benchmarks/results/accuracy_sample.json; architectures measured earlier under the
+same protocol stay in it beside those of this run.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def main() -> None:
         result = {
             "arch": arch,
             "train_seconds": round(seconds, 1),
+            "precision": detector.spec.training["last_fit"]["precision"],
             "train_chips": len(detector.data.train_ds),
             "threshold": detector.threshold,
             "test_scenes": [{k: v for k, v in r.items() if k != "counts"} for r in rows],
@@ -89,11 +91,19 @@ def main() -> None:
         for k in ("precision", "recall", "f1")
     }
     print(f"{'naive':13s} mean F1 {naive_pooled['f1']:.3f} (threshold chosen with the truth)")
+    protocol = (
+        f"train on sample scenes {train_seeds}, test on whole scenes {test_seeds}, "
+        f"{args.size} px, chips {args.chip_size} px at stride {args.chip_size // 2}, "
+        f"{args.epochs} epochs from scratch (no pretrained weights), lr {args.lr}, batch 8"
+    )
+    # Architectures run earlier under the same protocol are kept beside this run's.
+    earlier = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if earlier.get("protocol") == protocol:
+        ran = {r["arch"] for r in results}
+        results = [r for r in earlier["models"] if r["arch"] not in ran] + results
     out = {
         "benchmark": "accuracy_sample",
-        "protocol": f"train on sample scenes {train_seeds}, test on whole scenes {test_seeds}, "
-        f"{args.size} px, chips {args.chip_size} px at stride {args.chip_size // 2}, "
-        f"{args.epochs} epochs from scratch (no pretrained weights), lr {args.lr}, batch 8",
+        "protocol": protocol,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
         f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
         "naive_baseline": {"test_scenes": baseline, "mean": naive_pooled},

@@ -37,6 +37,7 @@ BASE: dict[str, Any] = {
     "epochs": 8,
     "lr": 3e-3,
     "batch_size": 8,
+    "norm": "dataset",
     "fit": {"precision": "bf16"},
     "seed": 0,
 }
@@ -45,6 +46,23 @@ BASE: dict[str, Any] = {
 def config(**changes: Any) -> dict[str, Any]:
     return BASE | changes
 
+
+def conc(**changes: Any) -> dict[str, Any]:
+    """The default path's recipe (FC-Siam-conc, stride 128, 12 epochs, best epoch kept)."""
+    return config(arch="fc_siam_conc", stride=128, epochs=12, fit={"checkpoint": True}) | changes
+
+
+CONC_KNOBS: dict[str, dict[str, Any]] = {
+    "s64": {"stride": 64},  # 4x the chips (overlapping), 4x the time
+    "e24": {"epochs": 24},
+    "focal": {"loss": {"focal_gamma": 2.0}},
+    "posw5": {"loss": {"pos_weight": 5.0}},
+    "bce": {"loss": {"dice_weight": 0.0}},
+    "lr1e-3": {"lr": 1e-3},
+    "lr1e-2": {"lr": 1e-2},
+    "avg": {"fit": {"checkpoint": True, "average": True}},  # weight averaging
+    "scene": {"norm": "scene"},  # each date of each scene with its own statistics
+}
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "smoke": config(stride=128, epochs=1),
@@ -80,6 +98,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
         for seed in (0, 1, 2)
     },
     "diff_t256_s128_e20": config(export_tile=256, stride=128, epochs=20),
+    # knobs of the default (FC-Siam-conc, 12 epochs, best epoch kept), each over seeds 1
+    # and 2 so that it sits beside conc_e12_seed1 and conc_e12_seed2
+    **{
+        f"conc_{knob}_seed{seed}": conc(seed=seed, **changes)
+        for knob, changes in CONC_KNOBS.items()
+        for seed in (1, 2)
+    },
 }
 
 
@@ -105,7 +130,7 @@ def run(name: str, cfg: dict[str, Any], data: Path, work: Path) -> dict[str, Any
     detector, seconds = train(
         cfg["arch"], chips, epochs=cfg["epochs"], lr=cfg["lr"], chip_size=cfg["chip_size"],
         batch_size=cfg["batch_size"], loss=BCEDiceLoss(**cfg["loss"]), seed=cfg["seed"],
-        **cfg["fit"],
+        norm=cfg["norm"], **cfg["fit"],
     )  # fmt: skip
     rows = []
     for p in TEST_PAIRS:
