@@ -28,7 +28,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from training import ARCHS, naive, pooled, score, throughput, train
 
 from cdtools.baseline import best_threshold, difference_score
-from cdtools.export import export_training_data
+from cdtools.chips.export import export_training_data
 
 RESULTS = Path(__file__).parent / "results" / "accuracy_airchange.json"
 DEFAULT_DATA = (

@@ -42,10 +42,10 @@ from accuracy_airchange import TEST_PAIRS, read
 from training import pooled, score, throughput
 
 from cdtools.baseline import best_threshold, difference_score
-from cdtools.data import prepare_data
-from cdtools.detector import ChangeDetector
-from cdtools.export import export_training_data
-from cdtools.sparse_labels import masks_to_labels
+from cdtools.chips.data import prepare_data
+from cdtools.chips.export import export_training_data
+from cdtools.chips.sparse_labels import masks_to_labels
+from cdtools.learn.detector import ChangeDetector
 
 ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results" / "accuracy_real.json"

@@ -24,7 +24,7 @@ import rasterio
 import torch
 from training import ARCHS, naive, pooled, score, throughput, train
 
-from cdtools.export import export_training_data
+from cdtools.chips.export import export_training_data
 from cdtools.synthetic import make_scene_pair
 
 RESULTS = Path(__file__).parent / "results" / "accuracy_sample.json"

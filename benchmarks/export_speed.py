@@ -27,7 +27,7 @@ RESULTS = Path(__file__).parent / "results" / "export_speed.json"
 
 def export_once(before: str, after: str, labels: str, out: str, tile: int, stride: int) -> None:
     """Child process: one export, then print its figures as JSON."""
-    from cdtools.export import export_training_data
+    from cdtools.chips.export import export_training_data
 
     start = time.perf_counter()
     export_training_data(before, after, labels, out, tile_size=tile, stride=stride, progress=False)

@@ -22,7 +22,7 @@ import numpy as np
 import rasterio
 
 from cdtools.baseline import QUANTILES, naive_baseline
-from cdtools.raster import atomic_path
+from cdtools.io.raster import atomic_path
 from cdtools.synthetic import make_scene_pair
 
 

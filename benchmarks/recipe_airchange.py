@@ -24,8 +24,8 @@ import torch
 from accuracy_airchange import DEFAULT_DATA, TEST_PAIRS, read
 from training import pooled, score, train
 
-from cdtools.export import export_training_data
-from cdtools.losses import BCEDiceLoss
+from cdtools.chips.export import export_training_data
+from cdtools.learn.losses import BCEDiceLoss
 
 RESULTS = Path(__file__).parent / "results" / "recipe_airchange.json"
 BASE: dict[str, Any] = {

@@ -50,7 +50,7 @@ def baseline(before: str, after: str, model_path: str, out: str) -> None:
     import torch
     import xarray as xr
 
-    from cdtools.detector import ChangeDetector
+    from cdtools.learn.detector import ChangeDetector
 
     detector = ChangeDetector.from_model(model_path)
     model, stats = detector.model.eval(), detector.spec.stats
@@ -90,7 +90,7 @@ def scene(before: str, after: str, model_path: str, out: str, precision: str) ->
 def reference(before: str, after: str, model_path: str, out: str) -> None:
     """The whole scene in memory, in one piece, fp32."""
     from cdtools import load_pair, predict_scene
-    from cdtools.detector import ChangeDetector
+    from cdtools.learn.detector import ChangeDetector
 
     chosen = predict_scene(model_path, load_pair(before, after)).attrs  # the same tile grid
     detector = ChangeDetector.from_model(model_path)
@@ -105,8 +105,8 @@ def child(method: str, before: str, after: str, model_path: str, out: str) -> No
     import rioxarray  # noqa: F401
     import torch  # noqa: F401
 
-    import cdtools.detector
-    import cdtools.scene  # noqa: F401
+    import cdtools.learn.detector
+    import cdtools.scene.predict  # noqa: F401
 
     start = time.perf_counter()
     if method == "baseline":

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from cdtools.baseline import naive_baseline
-from cdtools.data import prepare_data
-from cdtools.detector import ChangeDetector
-from cdtools.metrics import confusion, scores
+from cdtools.chips.data import prepare_data
+from cdtools.learn.detector import ChangeDetector
+from cdtools.learn.metrics import confusion, scores
 
 ARCHS = ("siamese_unet", "stanet", "bit")
 
@@ -81,7 +81,7 @@ def throughput(
 ) -> float:
     """Training chips per second (forward, backward, optimiser step) at ``size`` px, ``batch``;
     ``precision="bf16"`` as ``fit`` trains on a CPU (autocast, channels-last)."""
-    from cdtools.losses import BCEDiceLoss
+    from cdtools.learn.losses import BCEDiceLoss
     from cdtools.models import ARCHITECTURES
 
     torch.manual_seed(0)

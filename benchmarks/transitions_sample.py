@@ -33,8 +33,8 @@ import torch
 from PIL import Image
 
 import cdtools
-from cdtools.landcover_classes import EUROSAT_CLASSES
-from cdtools.regions import label_regions, read_change_map
+from cdtools.landcover.classes import EUROSAT_CLASSES
+from cdtools.regions.table import label_regions, read_change_map
 from cdtools.samples import LANDCOVER_RECIPE
 from cdtools.synthetic.scene_patches import make_scene_patches
 

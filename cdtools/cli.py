@@ -196,7 +196,7 @@ def _sample(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from cdtools.export import export_training_data
+    from cdtools.chips.export import export_training_data
 
     out = export_training_data(
         args.before,
@@ -214,8 +214,8 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from cdtools.data import prepare_data
-    from cdtools.detector import ChangeDetector
+    from cdtools.chips.data import prepare_data
+    from cdtools.learn.detector import ChangeDetector
 
     pretrained = {"auto": "auto", "true": True, "false": False}[args.pretrained]
     dls = prepare_data(
@@ -235,12 +235,12 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from cdtools.changemap import threshold_change
-    from cdtools.cog import write_raster
     from cdtools.errors import OutputExistsError, ParameterError
-    from cdtools.pair import load_pair
-    from cdtools.scene import DEFAULT_CHUNK, predict_scene
-    from cdtools.scene_model import SceneModel
+    from cdtools.io.cog import write_raster
+    from cdtools.io.pair import load_pair
+    from cdtools.scene.changemap import threshold_change
+    from cdtools.scene.model import SceneModel
+    from cdtools.scene.predict import DEFAULT_CHUNK, predict_scene
 
     out = args.out.resolve()
     if out.exists() and not args.overwrite:
@@ -273,8 +273,8 @@ def _predict(args: argparse.Namespace) -> None:
 
 def _regions(args: argparse.Namespace) -> None:
     from cdtools.errors import OutputExistsError, ParameterError
-    from cdtools.raster import atomic_path
-    from cdtools.regions import regions_to_polygons
+    from cdtools.io.raster import atomic_path
+    from cdtools.regions.table import regions_to_polygons
 
     driver = POLYGON_DRIVERS.get(args.out.suffix.lower())
     if driver is None:
@@ -315,9 +315,9 @@ LANDCOVER_COLUMNS = ("class_before", "confidence_before", "class_after", "confid
 def _classify_regions(polygons: Any, args: argparse.Namespace) -> Any:
     """The polygons with the land cover before and after each region, from --classifier."""
     import cdtools  # the land-cover verbs by their public names, wherever they live
-    from cdtools.changemap import pair_on_grid
-    from cdtools.raster import describe
-    from cdtools.spotcheck import grab_patches
+    from cdtools.io.raster import describe
+    from cdtools.regions.spotcheck import grab_patches
+    from cdtools.scene.changemap import pair_on_grid
 
     classifier = cdtools.LandCoverClassifier.from_model(args.classifier)
     if polygons.empty:

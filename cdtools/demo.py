@@ -16,13 +16,13 @@ def run_demo(out: Path, *, size: int, seed: int, epochs: int, chip_size: int) ->
     Example:
         >>> run_demo(Path("outputs"), size=1024, seed=0, epochs=4, chip_size=128)  # doctest: +SKIP
     """
-    from cdtools.cog import write_raster
-    from cdtools.data import prepare_data
-    from cdtools.detector import ChangeDetector
-    from cdtools.export import export_training_data
-    from cdtools.pair import load_pair
+    from cdtools.chips.data import prepare_data
+    from cdtools.chips.export import export_training_data
+    from cdtools.io.cog import write_raster
+    from cdtools.io.pair import load_pair
+    from cdtools.learn.detector import ChangeDetector
     from cdtools.plots import show_chip_index, show_scene
-    from cdtools.scene import predict_scene
+    from cdtools.scene.predict import predict_scene
     from cdtools.synthetic import make_scene_pair
 
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cdtools.labels import CHANGE, IGNORE
+from cdtools.chips.labels import CHANGE, IGNORE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -130,7 +130,7 @@ def show_scene(
     """
     import matplotlib.pyplot as plt
 
-    from cdtools.raster import open_raster
+    from cdtools.io.raster import open_raster
 
     with open_raster(before) as src_b, open_raster(after) as src_a:
         images = [src_b.read(), src_a.read()]
@@ -157,7 +157,7 @@ def show_chip_index(index: Any, *, scene: str | None = None, size: float = 6.0) 
     frame = _as_frame(index, None)
     fig, ax = plt.subplots(figsize=(size, size))
     if scene is not None:
-        from cdtools.raster import open_raster
+        from cdtools.io.raster import open_raster
 
         with open_raster(scene) as src:
             image, bounds = src.read(), src.bounds

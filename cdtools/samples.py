@@ -15,11 +15,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cdtools.raster import PathLike
+from cdtools.io.raster import PathLike
 
 if TYPE_CHECKING:
-    from cdtools.detector import ChangeDetector
-    from cdtools.landcover import LandCoverClassifier
+    from cdtools.landcover.classifier import LandCoverClassifier
+    from cdtools.learn.detector import ChangeDetector
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> C
     """
     import torch
 
-    from cdtools.data import prepare_data
-    from cdtools.detector import ChangeDetector
-    from cdtools.export import export_training_data
-    from cdtools.manifest import data_root
+    from cdtools.chips.data import prepare_data
+    from cdtools.chips.export import export_training_data
+    from cdtools.io.manifest import data_root
+    from cdtools.learn.detector import ChangeDetector
     from cdtools.synthetic.scene import make_scene_pair
 
     key = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:10]
@@ -133,9 +133,9 @@ def sample_landcover_classifier(
     """
     import torch
 
-    from cdtools.landcover import LandCoverClassifier
-    from cdtools.landcover_data import prepare_landcover_data
-    from cdtools.manifest import data_root
+    from cdtools.io.manifest import data_root
+    from cdtools.landcover.classifier import LandCoverClassifier
+    from cdtools.landcover.data import prepare_landcover_data
     from cdtools.synthetic.patches import make_landcover_patches
     from cdtools.synthetic.scene_patches import make_scene_patches
 

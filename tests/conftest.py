@@ -13,7 +13,7 @@ from PIL import Image
 from rasterio.transform import Affine, from_origin
 from shapely.geometry import box
 
-from cdtools.raster import write_geotiff
+from cdtools.io.raster import write_geotiff
 
 CRS = "EPSG:32614"
 ORIGIN = (620000.0, 3350000.0)

@@ -9,7 +9,7 @@ from fastai.optimizer import SGD
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from cdtools.averaging import WeightAveraging
+from cdtools.learn.averaging import WeightAveraging
 
 
 class Weights(Callback):

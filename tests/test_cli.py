@@ -17,7 +17,7 @@ from rasterio.windows import Window
 import cdtools
 from cdtools.cli import main, resolve_date
 from cdtools.errors import CdtoolsWarning
-from cdtools.raster import write_geotiff
+from cdtools.io.raster import write_geotiff
 from cdtools.samples import sample_detector
 from cdtools.synthetic import SampleWorld, make_scene_pair
 from tests.conftest import CRS, ORIGIN, PIXEL, Pair
@@ -298,7 +298,7 @@ def test_regions_keeps_an_existing_output_and_names_bad_options(
 def test_regions_with_a_classifier_reads_patches_on_the_change_maps_grid(
     pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The classifier path against cdtools.landcover's agreed interface, with a stand-in
+    """The classifier path against cdtools.landcover.classifier's agreed interface, with a stand-in
     module: the patches it gets must be the pair's pixels around each region."""
     seen: dict[str, Any] = {}
 

@@ -14,8 +14,8 @@ import rioxarray  # noqa: F401
 import xarray as xr
 from rasterio.transform import from_origin
 
-from cdtools.cog import WorkerDiedError, write_raster
 from cdtools.errors import OutputExistsError, ParameterError
+from cdtools.io.cog import WorkerDiedError, write_raster
 
 TRANSFORM = from_origin(620000.0, 3350000.0, 0.5, 0.5)
 

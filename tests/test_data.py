@@ -8,10 +8,10 @@ import pytest
 import rasterio
 import torch
 
-from cdtools.augment import augment_pair
-from cdtools.data import NormStats, prepare_data
+from cdtools.chips.augment import augment_pair
+from cdtools.chips.data import NormStats, prepare_data
+from cdtools.chips.export import export_training_data
 from cdtools.errors import CdtoolsWarning, ChipsFolderError, LabelError, ParameterError
-from cdtools.export import export_training_data
 from tests.conftest import Pair
 
 
@@ -203,9 +203,9 @@ def test_several_chip_folders_train_together(pair: Pair, tmp_path: Path) -> None
 def test_check_labels_refuses_dense_labels_without_change_and_warns_on_sparse(
     pair: Pair, tmp_path: Path
 ) -> None:
-    from cdtools.chips import Chip
-    from cdtools.data import ChipPairs
-    from cdtools.raster import write_geotiff
+    from cdtools.chips.data import ChipPairs
+    from cdtools.chips.folder import Chip
+    from cdtools.io.raster import write_geotiff
 
     def chips_of(labels: np.ndarray, name: str) -> tuple[ChipPairs, int]:
         # nodata=255: a raster of only 0 and 255 would otherwise read as 0/255 (255 = change)

@@ -10,11 +10,11 @@ import pytest
 import rasterio
 import torch
 
-from cdtools.data import prepare_data
-from cdtools.detector import ChangeDetector
+from cdtools.chips.data import prepare_data
+from cdtools.chips.export import export_training_data
 from cdtools.errors import GridError, OutputExistsError, ParameterError
-from cdtools.export import export_training_data
-from cdtools.package import PackageError
+from cdtools.learn.detector import ChangeDetector
+from cdtools.learn.package import PackageError
 from tests.conftest import Pair
 
 
@@ -211,7 +211,7 @@ def test_predict_odd_sizes_small_images_and_nodata(
 ) -> None:
     from rasterio.transform import from_origin
 
-    from cdtools.raster import write_geotiff
+    from cdtools.io.raster import write_geotiff
 
     detector, _ = trained
     transform = from_origin(500123.25, 4100456.75, 0.6, 0.6)
@@ -240,7 +240,7 @@ def test_predict_odd_sizes_small_images_and_nodata(
 
 def test_fit_without_labels_is_refused(pair: Pair, tmp_path: Path) -> None:
     from cdtools.errors import LabelError
-    from cdtools.raster import write_geotiff
+    from cdtools.io.raster import write_geotiff
 
     nothing = tmp_path / "nothing.tif"
     write_geotiff(

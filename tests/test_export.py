@@ -10,10 +10,10 @@ import pytest
 import rasterio
 from rasterio.transform import Affine
 
-from cdtools import export as export_module
+from cdtools.chips import export as export_module
+from cdtools.chips.export import export_training_data
 from cdtools.errors import GridError, LabelError, OutputExistsError, ParameterError, RasterError
-from cdtools.export import export_training_data
-from cdtools.raster import write_geotiff
+from cdtools.io.raster import write_geotiff
 from tests.conftest import CRS, Pair, make_pair, read_bands
 
 

@@ -13,7 +13,7 @@ from cdtools.models import ARCHITECTURES
 
 @pytest.fixture(scope="module")
 def tiny_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cdtools.export import export_training_data
+    from cdtools.chips.export import export_training_data
     from tests.conftest import make_pair
 
     folder = tmp_path_factory.mktemp("fc")
@@ -58,8 +58,8 @@ def test_fc_networks_refuse_pretrained_weights_and_backbones() -> None:
 
 
 def test_fc_siam_diff_package_round_trip(tmp_path: Path, tiny_chips: Path) -> None:
-    from cdtools.data import prepare_data
-    from cdtools.detector import ChangeDetector
+    from cdtools.chips.data import prepare_data
+    from cdtools.learn.detector import ChangeDetector
 
     dls = prepare_data(tiny_chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
@@ -75,8 +75,8 @@ def test_fc_siam_diff_package_round_trip(tmp_path: Path, tiny_chips: Path) -> No
 
 
 def test_bf16_training_learns_and_leaves_an_fp32_model(tiny_chips: Path) -> None:
-    from cdtools.data import prepare_data
-    from cdtools.detector import ChangeDetector
+    from cdtools.chips.data import prepare_data
+    from cdtools.learn.detector import ChangeDetector
 
     dls = prepare_data(tiny_chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
@@ -95,8 +95,8 @@ def test_bf16_training_learns_and_leaves_an_fp32_model(tiny_chips: Path) -> None
 
 
 def test_weight_averaging_keeps_the_best_average(tiny_chips: Path) -> None:
-    from cdtools.data import prepare_data
-    from cdtools.detector import ChangeDetector
+    from cdtools.chips.data import prepare_data
+    from cdtools.learn.detector import ChangeDetector
 
     dls = prepare_data(tiny_chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
@@ -111,8 +111,8 @@ def test_weight_averaging_keeps_the_best_average(tiny_chips: Path) -> None:
 
 
 def test_fp16_training_on_a_cpu_is_refused(tiny_chips: Path) -> None:
-    from cdtools.data import prepare_data
-    from cdtools.detector import ChangeDetector
+    from cdtools.chips.data import prepare_data
+    from cdtools.learn.detector import ChangeDetector
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: fp16 training is allowed")

@@ -14,19 +14,19 @@ from PIL import Image
 
 import cdtools
 from cdtools.errors import CdtoolsWarning, GridError, OutputExistsError, ParameterError
-from cdtools.landcover import LandCoverClassifier
-from cdtools.landcover_classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
-from cdtools.landcover_data import PatchesFolderError, prepare_landcover_data
-from cdtools.package import PackageError
-from cdtools.synthetic import make_landcover_patches
-from cdtools.synthetic.scene_patches import make_scene_patches
-from cdtools.transition import (
+from cdtools.landcover.classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
+from cdtools.landcover.classifier import LandCoverClassifier
+from cdtools.landcover.data import PatchesFolderError, prepare_landcover_data
+from cdtools.landcover.transition import (
     COLUMNS,
     classify_patches,
     list_transitions,
     plot_transitions,
     transitions,
 )
+from cdtools.learn.package import PackageError
+from cdtools.synthetic import make_landcover_patches
+from cdtools.synthetic.scene_patches import make_scene_patches
 from tests.conftest import EASY, write_easy_patches
 
 
@@ -48,7 +48,7 @@ def easy(tmp_path_factory: pytest.TempPathFactory) -> LandCoverClassifier:
 
 @dataclass(frozen=True)
 class FakePatch:
-    """What cdtools.spotcheck.grab_patches returns (RegionPatch), made by hand."""
+    """What cdtools.regions.spotcheck.grab_patches returns (RegionPatch), made by hand."""
 
     id: int
     before: np.ndarray

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from cdtools import manifest
 from cdtools.errors import ChecksumError, DataUnavailableError
+from cdtools.io import manifest
 
 REPO_MANIFEST = Path(__file__).resolve().parents[1] / "data_manifest.yml"
 WEIGHTS = b"not really a state dict, but bytes with a known hash\n" * 50

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from cdtools.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
-from cdtools.metrics import confusion, scores
+from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
+from cdtools.learn.metrics import confusion, scores
 
 
 def test_confusion_counts_labelled_pixels_only() -> None:

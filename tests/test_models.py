@@ -77,7 +77,7 @@ def test_weight_file_is_loaded_and_first_conv_adapted_to_more_bands(resnet18_fil
 def _resnet18_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
     """Point cdtools at a copy of the manifest whose resnet18 file is changed, and at
     empty caches under tmp_path."""
-    from cdtools import manifest
+    from cdtools.io import manifest
 
     data = manifest.load_manifest()
     data["entries"]["resnet18-imagenet"]["files"][0].update(changes)
@@ -137,7 +137,7 @@ def test_bad_backbone_and_weight_file(tmp_path: Path) -> None:
     "arch", ["siamese_unet", "stanet", "bit", "fc_ef", "fc_siam_conc", "fc_siam_diff", "tinycd"]
 )
 def test_each_architecture_learns_a_few_steps(arch: str) -> None:
-    from cdtools.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
+    from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
 
     torch.manual_seed(0)
     model = ARCHITECTURES[arch](3, pretrained=False)
@@ -216,11 +216,11 @@ def test_tinycd_refuses_pretrained_weights_and_unknown_backbones(tmp_path: Path)
 
 
 def test_tinycd_package_round_trip_and_predict_scene(tmp_path: Path) -> None:
-    from cdtools.data import prepare_data
-    from cdtools.detector import ChangeDetector
-    from cdtools.export import export_training_data
-    from cdtools.pair import load_pair
-    from cdtools.scene import predict_scene
+    from cdtools.chips.data import prepare_data
+    from cdtools.chips.export import export_training_data
+    from cdtools.io.pair import load_pair
+    from cdtools.learn.detector import ChangeDetector
+    from cdtools.scene.predict import predict_scene
     from tests.conftest import make_pair
 
     pair = make_pair(tmp_path / "scene", height=128, width=128, square=(30, 70, 40, 90))

@@ -9,8 +9,8 @@ from rasterio.transform import from_origin
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from cdtools.errors import CdtoolsWarning, GridError
-from cdtools.pair import load_pair
-from cdtools.raster import write_geotiff
+from cdtools.io.pair import load_pair
+from cdtools.io.raster import write_geotiff
 from tests.conftest import bright_centre
 
 UTM = "EPSG:32614"
@@ -108,7 +108,7 @@ def test_a_file_that_is_not_a_raster_is_named(tmp_path: Path) -> None:
 
 
 def test_tiles_on_the_grid_are_read_directly_and_match_the_warper(tmp_path: Path) -> None:
-    from cdtools.pair import _offset_on_grid
+    from cdtools.io.pair import _offset_on_grid
 
     whole = scene(tmp_path / "whole.tif")
     with rasterio.open(whole) as src:

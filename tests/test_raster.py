@@ -7,7 +7,7 @@ import pytest
 from rasterio.transform import from_origin
 
 from cdtools.errors import GridError, RasterError
-from cdtools.raster import (
+from cdtools.io.raster import (
     atomic_path,
     check_same_grid,
     describe,

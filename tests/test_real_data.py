@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cdtools.data import prepare_data
-from cdtools.export import export_training_data
+from cdtools.chips.data import prepare_data
+from cdtools.chips.export import export_training_data
 
 REAL_DATA = Path(os.environ.get("CDTOOLS_REAL_DATA", Path(__file__).parents[2] / "shared" / "data"))
 SZTAKI = REAL_DATA / "sztaki_airchange" / "Szada" / "1"
@@ -60,8 +60,8 @@ def test_six_band_landsat_with_sparse_labels(tmp_path: Path) -> None:
     import rasterio
     import torch
 
-    from cdtools.detector import ChangeDetector
-    from cdtools.raster import describe, write_geotiff
+    from cdtools.io.raster import describe, write_geotiff
+    from cdtools.learn.detector import ChangeDetector
 
     # change.bmp and unchanged.bmp mark the labelled pixels (255); all others are unknown.
     grid = describe(TAIZHOU / "2000TM")
@@ -93,7 +93,7 @@ JOPLIN = REAL_DATA / "xview2_joplin"
 
 @pytest.mark.skipif(not JOPLIN.exists(), reason=f"xview2_joplin not found under {REAL_DATA}")
 def test_joplin_tiles_in_two_crss_are_aligned_on_their_overlap() -> None:
-    from cdtools.pair import load_pair
+    from cdtools.io.pair import load_pair
 
     pair = load_pair(
         JOPLIN / "pre", JOPLIN / "post", grid="intersection", chunks={"y": 512, "x": 512}
@@ -126,10 +126,10 @@ def test_joplin_change_map_lands_on_the_intersection_of_both_dates(tmp_path: Pat
     import rasterio
     from matplotlib.figure import Figure
 
-    from cdtools.cog import write_raster
-    from cdtools.pair import load_pair
+    from cdtools.io.cog import write_raster
+    from cdtools.io.pair import load_pair
     from cdtools.samples import sample_detector
-    from cdtools.scene import NODATA, predict_scene
+    from cdtools.scene.predict import NODATA, predict_scene
 
     # The sample model knows synthetic scenes only: this checks where the map lands, not
     # what it says.
@@ -181,7 +181,7 @@ PUCALLPA = REAL_DATA / "landsat_pucallpa"
     reason=f"naip_timeseries or landsat_pucallpa not found under {REAL_DATA}",
 )
 def test_naip_and_pucallpa_series_load_in_date_order() -> None:
-    from cdtools.series import load_series
+    from cdtools.io.series import load_series
 
     naip = load_series(NAIP)  # dates from names like m_4709963_se_14_1_20090818.tif
     days = naip["time"].values.astype("datetime64[D]")

@@ -15,10 +15,15 @@ from pyproj import Geod, Transformer
 from rasterio.transform import Affine, from_origin
 
 from cdtools.errors import CdtoolsWarning, GridError, ParameterError
-from cdtools.pair import load_pair
-from cdtools.raster import write_geotiff
-from cdtools.regions import COLUMNS, localize_regions, predictions_to_regions, regions_to_polygons
-from cdtools.spotcheck import RegionPatch, grab_patches, visual_spot_check
+from cdtools.io.pair import load_pair
+from cdtools.io.raster import write_geotiff
+from cdtools.regions.spotcheck import RegionPatch, grab_patches, visual_spot_check
+from cdtools.regions.table import (
+    COLUMNS,
+    localize_regions,
+    predictions_to_regions,
+    regions_to_polygons,
+)
 from tests.conftest import CRS, ORIGIN, PIXEL, make_pair
 
 RAW = {"closing": 0, "opening": 0}  # no clean-up: pixel counts as drawn

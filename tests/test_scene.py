@@ -10,11 +10,11 @@ import rasterio
 from rasterio.windows import Window
 
 from cdtools.errors import GridError, ParameterError
-from cdtools.pair import load_pair
-from cdtools.raster import write_geotiff
+from cdtools.io.pair import load_pair
+from cdtools.io.raster import write_geotiff
 from cdtools.samples import sample_detector
-from cdtools.scene import NODATA, predict_scene
-from cdtools.scene_model import LOADS, SceneModel
+from cdtools.scene.model import LOADS, SceneModel
+from cdtools.scene.predict import NODATA, predict_scene
 from cdtools.synthetic import make_scene_pair
 
 FP32 = {"precision": "fp32", "tile": 128, "overlap": 32}
@@ -100,7 +100,7 @@ def test_a_local_cluster_gives_the_threaded_result(detector, world) -> None:
     ):
         clustered = predict_scene(handle, pair, chunk=128, **FP32).values
         loads = client.run(
-            lambda: __import__("cdtools.scene_model").scene_model.LOADS[handle.token]
+            lambda: __import__("cdtools.scene.model").scene_model.LOADS[handle.token]
         )
     np.testing.assert_array_equal(clustered, threaded)
     assert len(loads) == 2 and all(n == 1 for n in loads.values())  # once per worker

@@ -10,13 +10,13 @@ import pytest
 import rasterio
 import torch
 
-from cdtools.data import NormStats, prepare_data
-from cdtools.detector import ChangeDetector
+from cdtools.chips.data import NormStats, prepare_data
+from cdtools.chips.export import export_training_data
 from cdtools.errors import ParameterError
-from cdtools.export import export_training_data
-from cdtools.pair import load_pair
-from cdtools.raster import write_geotiff
-from cdtools.scene import predict_scene
+from cdtools.io.pair import load_pair
+from cdtools.io.raster import write_geotiff
+from cdtools.learn.detector import ChangeDetector
+from cdtools.scene.predict import predict_scene
 from tests.conftest import Pair, make_pair
 
 TILING = {"tile": 64, "overlap": 16}

@@ -14,8 +14,8 @@ import rasterio.features
 from rasterio.transform import from_origin
 
 from cdtools.errors import GridError, OutputExistsError, ParameterError, RasterError
-from cdtools.raster import write_geotiff
-from cdtools.series import load_series
+from cdtools.io.raster import write_geotiff
+from cdtools.io.series import load_series
 from cdtools.synthetic import SampleSeries, SampleWorld, make_scene_pair, make_time_series
 from cdtools.synthetic.series import world_dates
 from tests.conftest import read_bands

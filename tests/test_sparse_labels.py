@@ -12,11 +12,11 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
-from cdtools.data import prepare_data
+from cdtools.chips.data import prepare_data
+from cdtools.chips.export import export_training_data
+from cdtools.chips.sparse_labels import masks_to_labels
 from cdtools.errors import CdtoolsWarning, GridError, LabelError, OutputExistsError, ParameterError
-from cdtools.export import export_training_data
-from cdtools.raster import write_geotiff
-from cdtools.sparse_labels import masks_to_labels
+from cdtools.io.raster import write_geotiff
 from tests.test_real_data import REAL_DATA, TAIZHOU
 
 CRS = "EPSG:32651"

@@ -13,7 +13,7 @@ from PIL import Image
 from rasterio.transform import Affine
 
 from cdtools.errors import OutputExistsError, ParameterError
-from cdtools.raster import check_same_grid, describe
+from cdtools.io.raster import check_same_grid, describe
 from cdtools.synthetic import (
     CHANGE_KINDS,
     EUROSAT_CLASSES,

@@ -10,8 +10,8 @@ import rasterio
 from rasterio.transform import from_origin
 
 from cdtools.errors import OutputExistsError, ParameterError, RasterError
-from cdtools.pair import load_pair
-from cdtools.raster import describe, write_geotiff
+from cdtools.io.pair import load_pair
+from cdtools.io.raster import describe, write_geotiff
 from cdtools.synthetic import SampleWorld, make_scene_pair, reproject_to_tiles
 from tests.conftest import bright_centre
 

@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from cdtools.errors import ParameterError
-from cdtools.tiling import blend_window, predict_tiled, tile_starts
+from cdtools.scene.tiling import blend_window, predict_tiled, tile_starts
 
 
 def test_tile_starts_cover_the_axis_and_end_flush() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cdtools.detector import ChangeDetector
 from cdtools.errors import CdtoolsError, ParameterError
-from cdtools.landcover import LandCoverClassifier
-from cdtools.landcover_data import prepare_landcover_data
-from cdtools.trainable import Trainable
+from cdtools.landcover.classifier import LandCoverClassifier
+from cdtools.landcover.data import prepare_landcover_data
+from cdtools.learn.detector import ChangeDetector
+from cdtools.learn.trainable import Trainable
 from tests.conftest import write_easy_patches
 
 SHARED = ("lr_find", "fit", "freeze", "unfreeze", "plot_losses", "save", "from_model")

@@ -12,15 +12,15 @@ import pytest
 import rasterio
 import torch
 
+from cdtools.chips.data import NormStats
 from cdtools.cli import main
-from cdtools.data import NormStats
-from cdtools.detector import ChangeDetector
 from cdtools.errors import ParameterError
+from cdtools.io.pair import load_pair
+from cdtools.learn.detector import ChangeDetector
+from cdtools.learn.package import ModelSpec, write_package
+from cdtools.learn.tta import DIHEDRAL, dihedral, dihedral_mean, undo_dihedral
 from cdtools.models import ARCHITECTURES, SiameseUNet
-from cdtools.package import ModelSpec, write_package
-from cdtools.pair import load_pair
-from cdtools.scene import predict_scene
-from cdtools.tta import DIHEDRAL, dihedral, dihedral_mean, undo_dihedral
+from cdtools.scene.predict import predict_scene
 from tests.conftest import Pair, make_pair
 
 TILING = {"tile": 64, "overlap": 16}

@@ -29,7 +29,7 @@ from rasterio.warp import calculate_default_transform, reproject, transform, tra
 
 import cdtools
 from cdtools.errors import ParameterError
-from cdtools.raster import write_geotiff
+from cdtools.io.raster import write_geotiff
 from cdtools.synthetic import SampleSeries, SampleWorld
 from cdtools.widgets import SplitMap, TimeSlider
 from cdtools.widgets.time_slider import _CLEAR

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from cdtools.data import ChangeDataLoaders, prepare_data
-from cdtools.detector import ChangeDetector
+from cdtools.chips.data import ChangeDataLoaders, prepare_data
+from cdtools.chips.export import export_training_data
 from cdtools.errors import ParameterError
-from cdtools.export import export_training_data
-from cdtools.pair import load_pair
-from cdtools.regions import predictions_to_regions
+from cdtools.io.pair import load_pair
+from cdtools.learn.detector import ChangeDetector
+from cdtools.regions.table import predictions_to_regions
 from cdtools.widgets import BatchViewer, ResultsGrid, SpotCheckViewer
 from cdtools.widgets.pager import to_png
 from tests.conftest import make_pair

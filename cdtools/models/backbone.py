@@ -78,7 +78,7 @@ def make_encoder(
 def _imagenet_encoder(backbone: str, depth: int, *, required: bool) -> tuple[nn.Module, str]:
     import segmentation_models_pytorch as smp
 
-    from cdtools import manifest
+    from cdtools.io import manifest
 
     entry = f"{backbone}-imagenet"
     if entry in manifest.load_manifest()["entries"]:

@@ -6,7 +6,8 @@ maps. The spatial-temporal attention module lets every pixel of both dates atten
 every other (BAM), or does so inside sub-regions at several scales (PAM, the pyramid).
 The output is the per-pixel Euclidean distance between the two dates' updated features,
 upsampled to the input size; a pixel is change where the distance exceeds margin / 2.
-Training uses the batch-balanced contrastive loss (``cdtools.losses.BatchBalancedContrastiveLoss``).
+Training uses the batch-balanced contrastive loss
+(``cdtools.learn.losses.BatchBalancedContrastiveLoss``).
 """
 
 from __future__ import annotations

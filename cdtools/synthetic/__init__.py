@@ -13,7 +13,7 @@ the learners.
 
 from __future__ import annotations
 
-from cdtools.landcover_classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
+from cdtools.landcover.classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
 from cdtools.synthetic.changes import CHANGE_KINDS
 from cdtools.synthetic.patches import make_landcover_patches
 from cdtools.synthetic.scene import SampleWorld, make_scene_pair

@@ -12,7 +12,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from cdtools.landcover_classes import EUROSAT_CLASSES
+from cdtools.landcover.classes import EUROSAT_CLASSES
 
 
 class Material(IntEnum):

@@ -19,7 +19,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from cdtools.landcover_classes import EUROSAT_CLASSES
+from cdtools.landcover.classes import EUROSAT_CLASSES
 from cdtools.synthetic import geometry, palette
 from cdtools.synthetic.features import add_highway, add_lake, add_river
 from cdtools.synthetic.landcover import FARMLAND, Material, is_any

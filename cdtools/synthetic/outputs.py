@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cdtools.errors import OutputExistsError, ParameterError
-from cdtools.raster import atomic_path
+from cdtools.io.raster import atomic_path
 
 IfExists = Literal["reuse", "overwrite", "error"]
 

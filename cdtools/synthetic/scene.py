@@ -26,7 +26,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from cdtools.errors import ParameterError
-from cdtools.raster import atomic_path, write_geotiff
+from cdtools.io.raster import atomic_path, write_geotiff
 from cdtools.synthetic import geometry
 from cdtools.synthetic.changes import Change, apply_changes
 from cdtools.synthetic.landcover import landcover_from_material

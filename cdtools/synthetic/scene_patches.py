@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from cdtools.errors import ParameterError
-from cdtools.landcover_classes import EUROSAT_CLASSES
-from cdtools.raster import atomic_path
+from cdtools.io.raster import atomic_path
+from cdtools.landcover.classes import EUROSAT_CLASSES
 from cdtools.synthetic.outputs import (
     IfExists,
     check_if_exists,

@@ -25,7 +25,7 @@ from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 
 from cdtools.errors import ParameterError, RasterError
-from cdtools.raster import PathLike, open_raster, write_geotiff
+from cdtools.io.raster import PathLike, open_raster, write_geotiff
 from cdtools.synthetic.outputs import (
     IfExists,
     check_if_exists,

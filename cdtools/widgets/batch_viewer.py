@@ -13,7 +13,7 @@ from cdtools.widgets.pager import PagedPanel, Pager
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from cdtools.data import ChangeDataLoaders
+    from cdtools.chips.data import ChangeDataLoaders
 
 
 class BatchViewer(PagedPanel):

@@ -12,7 +12,7 @@ from cdtools.widgets.pager import PagedPanel, Pager
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from cdtools.detector import ChangeDetector
+    from cdtools.learn.detector import ChangeDetector
 
 THRESHOLDS = (0.05, 0.95)  # the slider's range
 

@@ -106,7 +106,7 @@ class SplitMap(Panel):
         import ipyleaflet
         import ipywidgets
 
-        from cdtools.changemap import read_change_map
+        from cdtools.scene.changemap import read_change_map
 
         decoded = read_change_map(change)
         self.change = change_on(decoded, self.before)

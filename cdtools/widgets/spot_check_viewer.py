@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from cdtools.spotcheck import SpotCheck
+from cdtools.regions.spotcheck import SpotCheck
 from cdtools.widgets.pager import PagedPanel, Pager
 from cdtools.widgets.region_text import class_lookup, transition_text
 

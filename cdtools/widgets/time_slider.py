@@ -55,7 +55,7 @@ class TimeSlider(Panel):
         import ipyleaflet
         import ipywidgets
 
-        from cdtools.changemap import read_change_map
+        from cdtools.scene.changemap import read_change_map
 
         self.dates, rasters = _dated(scenes)
         if changes is not None and len(changes) != len(self.dates) - 1:

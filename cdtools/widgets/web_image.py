@@ -68,7 +68,7 @@ def _read(raster: Any, max_size: int) -> tuple[np.ndarray, Affine, CRS]:
     if isinstance(raster, str | os.PathLike):
         from rasterio.enums import Resampling
 
-        from cdtools.raster import open_raster
+        from cdtools.io.raster import open_raster
 
         with open_raster(Path(raster)) as src:
             step = max(1, math.ceil(max(src.width, src.height) / (2 * max_size)))
@@ -169,7 +169,7 @@ def shared_limits(images: Sequence[WebImage], rgb: Sequence[int] = (0, 1, 2)) ->
 
 
 def change_on(change: Any, image: WebImage) -> np.ndarray:
-    """A :class:`~cdtools.changemap.ChangeMap`'s probability warped onto ``image``'s grid."""
+    """A :class:`~cdtools.scene.changemap.ChangeMap`'s probability warped onto ``image``'s grid."""
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 

@@ -14,15 +14,13 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from cdtools.errors import ParameterError
-from cdtools.package import ModelSpec, read_package
-
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from cdtools.learn.autocast import Precision, resolve_precision
+from cdtools.learn.package import ModelSpec, read_package
 
 # Per process: models built so far (a worker loads each model once) and one lock so that
 # a single forward pass at a time uses all cores while other threads read and warp.
@@ -101,7 +99,7 @@ class SceneModel:
         active, else a delayed value of the graph."""
         import dask
 
-        from cdtools.cog import active_client
+        from cdtools.io.cog import active_client
 
         client = active_client()
         if client is None:
@@ -121,8 +119,8 @@ class SceneModel:
         ``tta``, the mean over the 8 flips and quarter turns of each (square) tile."""
         import torch
 
+        from cdtools.learn.tta import check_tta_model, dihedral_mean
         from cdtools.models import to_probability
-        from cdtools.tta import check_tta_model, dihedral_mean
 
         model, device, precision = self.module(device, precision)
         if tta:
@@ -171,19 +169,3 @@ def _fold_batch_norms(model: Any, in_channels: int) -> Any:
     with torch.inference_mode():
         same = torch.allclose(model(pair), folded(pair), atol=1e-3, rtol=1e-3)
     return folded if same else model
-
-
-def on_gpu(device: str | None) -> bool:
-    import torch
-
-    return device.startswith("cuda") if device else torch.cuda.is_available()
-
-
-def resolve_precision(precision: Precision, device: str) -> str:
-    if precision != "auto":
-        return precision
-    if device.startswith("cuda"):
-        return "fp16"
-    import torch
-
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"

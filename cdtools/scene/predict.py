@@ -1,7 +1,7 @@
 """predict_scene: the change map of a whole scene, lazily, chunk by chunk with dask.
 
 How chunks are stitched (written by hand: no library does this job). The scene has one
-global grid of overlapping tiles, the same grid :func:`cdtools.tiling.predict_tiled`
+global grid of overlapping tiles, the same grid :func:`cdtools.scene.tiling.predict_tiled`
 uses on an image in memory. Each tile belongs to the chunk it starts in. A chunk reads
 its own pixels plus one tile's width below and to the right (a dask overlap with an
 asymmetric halo), predicts the tiles it owns in batches, and returns their weighted sum
@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cdtools.errors import GridError, ParameterError
-from cdtools.package import ModelSpec
-from cdtools.scene_model import PRECISIONS, Precision, SceneModel, on_gpu
-from cdtools.tiling import blend_window, check_tiling, tile_starts
+from cdtools.learn.autocast import PRECISIONS, Precision, on_gpu
+from cdtools.learn.package import ModelSpec
+from cdtools.scene.model import SceneModel
+from cdtools.scene.tiling import blend_window, check_tiling, tile_starts
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -63,7 +64,7 @@ def predict_scene(
             support it, fp32 otherwise.
         chunk: dask chunk size in pixels (default 1024; at least the tile size).
         tta: test-time augmentation: each tile's probability is the mean over its 8 flips
-            and quarter turns (:func:`cdtools.tta.dihedral_mean`), 8 times the compute;
+            and quarter turns (:func:`cdtools.learn.tta.dihedral_mean`), 8 times the compute;
             for models whose ``output`` is "logit" or "distance" (all of cdtools.models).
 
     Returns:
@@ -135,8 +136,8 @@ def predict_scene(
 
 def _check_tta(spec: ModelSpec) -> None:
     """Refuse tta=True now, not on a worker, when the model's class cannot take it."""
+    from cdtools.learn.tta import check_tta_model
     from cdtools.models import ARCHITECTURES
-    from cdtools.tta import check_tta_model
 
     if spec.arch in ARCHITECTURES:  # an unknown one fails where it is built
         check_tta_model(ARCHITECTURES[spec.arch])

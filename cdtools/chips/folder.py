@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cdtools.chips.labels import CODINGS, ZERO_ONE, coding_of
 from cdtools.errors import ChipsFolderError, RasterError
-from cdtools.labels import CODINGS, ZERO_ONE, coding_of
-from cdtools.raster import PathLike, open_raster
+from cdtools.io.raster import PathLike, open_raster
 
 LAYOUTS: dict[str, tuple[str, str, str]] = {
     "arcgis": ("images_before", "images_after", "labels"),

@@ -1,7 +1,7 @@
 """What each change became: the land cover before and after each region, and the transitions.
 
 :func:`classify_patches` classifies the before and after patches of each region (from
-:func:`cdtools.spotcheck.grab_patches`) with a :class:`cdtools.LandCoverClassifier`.
+:func:`cdtools.regions.spotcheck.grab_patches`) with a :class:`cdtools.LandCoverClassifier`.
 Merged with the regions table on ``id``, :func:`transitions` sums the changed area from
 each class to each class, keeping only regions classified confidently on both dates and
 large enough, as makepath's workflow did; :func:`plot_transitions` draws the matrix and
@@ -40,7 +40,7 @@ def classify_patches(
     """The land-cover class before and after each region, with the classifier's confidence.
 
     Args:
-        patches: ``RegionPatch`` objects from :func:`cdtools.spotcheck.grab_patches` (any
+        patches: ``RegionPatch`` objects from :func:`cdtools.regions.spotcheck.grab_patches` (any
             objects with ``id``, ``before`` and ``after``: ``(bands, h, w)`` arrays in raw
             units, NaN outside the scene).
         classifier: a :class:`cdtools.LandCoverClassifier`.
@@ -81,8 +81,9 @@ def classify_patches(
     for patch in patches:
         if not all(hasattr(patch, a) for a in ("id", "before", "after")):
             raise ParameterError(
-                f"classify_patches takes RegionPatch objects from cdtools.spotcheck.grab_patches "
-                f"(with id, before and after), got {type(patch).__name__}."
+                "classify_patches takes RegionPatch objects from "
+                "cdtools.regions.spotcheck.grab_patches (with id, before and after), got "
+                f"{type(patch).__name__}."
             )
     columns: dict[str, Any] = {"id": np.array([int(p.id) for p in patches], dtype=np.int64)}
     for date in ("before", "after"):
@@ -143,7 +144,7 @@ def transitions(
 
     Args:
         table: one row per region with its area and both dates' classes and confidences:
-            the regions table of :func:`cdtools.regions.predictions_to_regions` merged
+            the regions table of :func:`cdtools.regions.table.predictions_to_regions` merged
             with :func:`classify_patches`' output on ``id``.
         min_confidence: keep regions classified with at least this confidence at both dates.
         min_area_m2: keep regions of at least this area.

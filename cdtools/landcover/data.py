@@ -1,7 +1,7 @@
 """prepare_landcover_data: fastai DataLoaders of land-cover patches, one folder per class.
 
 The layout is EuroSAT's, ``<folder>/<Class>/<image>``: the manifest's ``eurosat-rgb``
-(``cdtools.manifest.path("eurosat-rgb") / "2750"``) or the sample world's patches from
+(``cdtools.io.manifest.path("eurosat-rgb") / "2750"``) or the sample world's patches from
 :func:`cdtools.make_landcover_patches`. Batches are ``(images, classes)``: float tensors
 ``(b, 3, size, size)`` normalised per band with the training images' statistics, and
 int64 indices into ``dls.classes``. Training images are flipped and turned by multiples
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from cdtools.data import NormStats
+from cdtools.chips.data import NormStats
 from cdtools.errors import CdtoolsError, ParameterError
-from cdtools.fastai_api import DataLoaders
-from cdtools.landcover_classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
-from cdtools.raster import PathLike
+from cdtools.io.raster import PathLike
+from cdtools.landcover.classes import EUROSAT_CLASSES, LANDCOVER_COLOURS
+from cdtools.learn.fastai_api import DataLoaders
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -220,8 +220,8 @@ def _default_manifest_path() -> Path:
     env = os.environ.get(MANIFEST_ENV)
     if env:
         return Path(env).expanduser()
-    here = Path(__file__).resolve()
-    repo_copy = here.parents[1] / "data_manifest.yml"
+    here = Path(__file__).resolve()  # cdtools/io/manifest.py
+    repo_copy = here.parents[2] / "data_manifest.yml"
     return repo_copy if repo_copy.is_file() else here.parent / "data_manifest.yml"
 
 

@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from cdtools.data import ChangeDataLoaders
+from cdtools.chips.data import ChangeDataLoaders
 from cdtools.errors import (
     GridError,
     OutputExistsError,
     ParameterError,
 )
-from cdtools.fastai_api import Learner
-from cdtools.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
-from cdtools.metrics import (
+from cdtools.io.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
+from cdtools.learn.fastai_api import Learner
+from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
+from cdtools.learn.metrics import (
     SCORES,
     ChangeScore,
     best_f1_threshold,
@@ -32,13 +33,11 @@ from cdtools.metrics import (
     probability_histogram,
     scores,
 )
+from cdtools.learn.package import ModelSpec, PackageError
+from cdtools.learn.trainable import Trainable
+from cdtools.learn.tta import check_tta_model, dihedral_mean
 from cdtools.models import ARCHITECTURES, Arch, default_backbone, to_probability
 from cdtools.models.backbone import Pretrained
-from cdtools.package import ModelSpec, PackageError
-from cdtools.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
-from cdtools.tiling import predict_tiled
-from cdtools.trainable import Trainable
-from cdtools.tta import check_tta_model, dihedral_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -279,7 +278,7 @@ class ChangeDetector(Trainable):
 
     def export_onnx(self, path: PathLike, *, tile: int | None = None) -> Path:
         """Write an ONNX model: inputs before and after (normalised), output probability."""
-        from cdtools.package import write_onnx
+        from cdtools.learn.package import write_onnx
 
         return write_onnx(self.model, self.probability, Path(path), self.spec, tile=tile)
 
@@ -308,7 +307,7 @@ class ChangeDetector(Trainable):
         or 0/1 with ``output="mask"``, its nodata pixels in the file's internal mask.
 
         With ``tta=True`` (test-time augmentation) each tile's probability is the mean over
-        its 8 flips and quarter turns (:func:`cdtools.tta.dihedral_mean`): smoother maps,
+        its 8 flips and quarter turns (:func:`cdtools.learn.tta.dihedral_mean`): smoother maps,
         8 times the compute. The model's ``output`` must be "logit" or "distance".
 
         Example:
@@ -336,6 +335,8 @@ class ChangeDetector(Trainable):
             np.where(valid, stats.for_image(x, valid).normalise(x), 0.0).astype(np.float32)
             for x in (before, after)
         ]
+        from cdtools.scene.tiling import predict_tiled  # scene inference's tiling, a layer up
+
         prob = predict_tiled(
             functools.partial(self._predict_batch, tta=tta),
             *inputs,

@@ -5,8 +5,8 @@ opening (scikit-image), and split into connected regions (8-connectivity). Each 
 gets an id (1 = largest), its area in m² from the raster's CRS, its bounding box and
 centroid in map coordinates, its centroid in longitude/latitude and its mean and
 maximum probability. Polygons come from ``rasterio.features.shapes``. Change maps are
-read by :mod:`cdtools.changemap`; patches around the regions and figures of them are in
-:mod:`cdtools.spotcheck`.
+read by :mod:`cdtools.scene.changemap`; patches around the regions and figures of them are in
+:mod:`cdtools.regions.spotcheck`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rasterio.crs import CRS
 
-from cdtools.changemap import ChangeMap, read_change_map
 from cdtools.errors import CdtoolsWarning, ParameterError
+from cdtools.scene.changemap import ChangeMap, read_change_map
 
 if TYPE_CHECKING:
     import geopandas as gpd

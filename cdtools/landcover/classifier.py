@@ -1,7 +1,7 @@
 """LandCoverClassifier: which EuroSAT class a patch shows, as a fastai Learner facade.
 
 Train with ``lr_find`` and ``fit`` on DataLoaders from
-:func:`cdtools.landcover_data.prepare_landcover_data`, look with ``show_results``, score
+:func:`cdtools.landcover.data.prepare_landcover_data`, look with ``show_results``, score
 with ``confusion_matrix`` and ``per_class_accuracy``, keep it with ``save`` /
 ``from_model`` (safetensors + JSON, like the change model), use it with ``predict``.
 The network is fastai's ``vision_learner`` on a torchvision ResNet; ImageNet weights
@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from cdtools.errors import CdtoolsError, GridError, ParameterError
-from cdtools.fastai_api import (
+from cdtools.io.raster import PathLike
+from cdtools.landcover.data import LandCoverDataLoaders, image_grid, prepare_landcover_data
+from cdtools.learn.fastai_api import (
     CrossEntropyLossFlat,
     Learner,
     accuracy,
@@ -26,14 +28,12 @@ from cdtools.fastai_api import (
     model_meta,
     vision_learner,
 )
-from cdtools.landcover_data import LandCoverDataLoaders, image_grid, prepare_landcover_data
-from cdtools.models.backbone import Pretrained, load_resnet_body
-from cdtools.package import (
+from cdtools.learn.package import (
     ClassifierSpec,
     PackageError,
 )
-from cdtools.raster import PathLike
-from cdtools.trainable import Trainable
+from cdtools.learn.trainable import Trainable
+from cdtools.models.backbone import Pretrained, load_resnet_body
 
 if TYPE_CHECKING:
     import pandas as pd

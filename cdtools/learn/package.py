@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import torch
 
 from cdtools import __version__
-from cdtools.data import NormStats
+from cdtools.chips.data import NormStats
 from cdtools.errors import CdtoolsError, OutputExistsError
-from cdtools.raster import PathLike, atomic_path
+from cdtools.io.raster import PathLike, atomic_path
 
 FORMAT = "cdtools-change-model"
 FORMAT_VERSION = 1

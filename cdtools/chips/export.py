@@ -25,9 +25,16 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
 from cdtools import __version__
+from cdtools.chips.labels import CHANGE, IGNORE, label_reader
 from cdtools.errors import OutputExistsError, ParameterError
-from cdtools.labels import CHANGE, IGNORE, label_reader
-from cdtools.raster import PathLike, RasterInfo, check_same_grid, describe, open_raster, read_window
+from cdtools.io.raster import (
+    PathLike,
+    RasterInfo,
+    check_same_grid,
+    describe,
+    open_raster,
+    read_window,
+)
 
 log = logging.getLogger(__name__)
 

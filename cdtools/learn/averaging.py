@@ -14,7 +14,7 @@ import copy
 
 import torch
 
-from cdtools.fastai_api import Callback
+from cdtools.learn.fastai_api import Callback
 
 
 class WeightAveraging(Callback):

@@ -2,8 +2,8 @@
 
 Dates come from the file names (``YYYYMMDD`` as NAIP writes them, ``YYYY-MM-DD``, or a
 bare year as in ``1985.tif``) or are given. Files of the same date are tiles of that
-date. Everything else is :mod:`cdtools.pair`'s machinery: one grid for all dates (see
-:func:`~cdtools.pair.common_grid`), tiles on that grid read directly, others through a
+date. Everything else is :mod:`cdtools.io.pair`'s machinery: one grid for all dates (see
+:func:`~cdtools.io.pair.common_grid`), tiles on that grid read directly, others through a
 GDAL WarpedVRT, nothing read until a chunk is asked for.
 """
 
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from cdtools.errors import GridError, ParameterError, RasterError
-from cdtools.pair import common_grid, resampling_method, stack_dates, tile_files
-from cdtools.raster import PathLike, RasterInfo, describe
+from cdtools.io.pair import common_grid, resampling_method, stack_dates, tile_files
+from cdtools.io.raster import PathLike, RasterInfo, describe
 
 if TYPE_CHECKING:
     import xarray as xr

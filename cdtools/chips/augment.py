@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cdtools.labels import IGNORE
+from cdtools.chips.labels import IGNORE
 
 
 def augment_pair(

@@ -5,7 +5,7 @@ reprojected until a chunk is asked for), tiles of one date are mosaicked first-v
 (as a GDAL VRT would), and the two dates are stacked as ``(time, band, y, x)`` float32
 with NaN where a date has no data. Values stay as stored: normalisation belongs to the
 model and happens at prediction time. :func:`common_grid` and :func:`stack_dates` do the
-same for any number of dates (:func:`cdtools.series.load_series`).
+same for any number of dates (:func:`cdtools.io.series.load_series`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rasterio.transform import Affine, from_origin
 from rasterio.warp import transform_bounds
 
 from cdtools.errors import CdtoolsWarning, GridError, ParameterError, RasterError
-from cdtools.raster import PathLike, RasterInfo, describe
+from cdtools.io.raster import PathLike, RasterInfo, describe
 
 if TYPE_CHECKING:
     import xarray as xr

@@ -3,7 +3,7 @@
 :func:`grab_patches` reads only the windows it needs from a (possibly lazy, large) pair;
 :func:`visual_spot_check` draws before | change probability | after for the largest
 regions with each region outlined. Both take the table of
-:func:`cdtools.regions.predictions_to_regions` and are re-exported there.
+:func:`cdtools.regions.table.predictions_to_regions` and are re-exported there.
 :class:`SpotCheck` (the regions in that order, drawn one or several at a time) is what
 both the figure and :class:`cdtools.widgets.SpotCheckViewer` draw with.
 """
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cdtools.changemap import check_grid, read_change_map, transform_of
 from cdtools.errors import ParameterError
-from cdtools.regions import label_regions
+from cdtools.regions.table import label_regions
+from cdtools.scene.changemap import check_grid, read_change_map, transform_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -85,7 +85,7 @@ def visual_spot_check(
 ) -> Figure:
     """A figure with a row per region, largest first: before | change probability | after.
 
-    The region (as :func:`~cdtools.regions.predictions_to_regions` found it, with the
+    The region (as :func:`~cdtools.regions.table.predictions_to_regions` found it, with the
     options stored in ``regions.attrs``) is outlined in cyan on all three. ``prob`` is the
     change map the regions came from; pass it computed (or as a path), not as a lazy
     ``predict_scene`` result, which would predict the scene again.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from cdtools.fastai_api import TrackerCallback
-from cdtools.raster import atomic_path
+from cdtools.io.raster import atomic_path
+from cdtools.learn.fastai_api import TrackerCallback
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """prepare_data: fastai DataLoaders of chip pairs, ((before, after), mask).
 
-Training chips are augmented by :mod:`cdtools.augment` (the same geometry for both dates
+Training chips are augmented by :mod:`cdtools.chips.augment` (the same geometry for both dates
 and the mask, photometric jitter per date). Batches are ``((before, after), mask)``:
 before and after are float tensors ``(b, c, h, w)`` normalised per band, mask is
 ``(b, h, w)`` int64 with 0 = no change, 1 = change, 255 = ignore.
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from cdtools.augment import augment_pair, center_crop
-from cdtools.chips import Chip, ChipFolder, find_chips, read_chip, read_label_values
+from cdtools.chips.augment import augment_pair, center_crop
+from cdtools.chips.folder import Chip, ChipFolder, find_chips, read_chip, read_label_values
+from cdtools.chips.labels import CODINGS, IGNORE
 from cdtools.errors import CdtoolsWarning, ChipsFolderError, LabelError, ParameterError
-from cdtools.fastai_api import DataLoader, DataLoaders, default_device
-from cdtools.labels import CODINGS, IGNORE
-from cdtools.raster import PathLike
+from cdtools.io.raster import PathLike
+from cdtools.learn.fastai_api import DataLoader, DataLoaders, default_device
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

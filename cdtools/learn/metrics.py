@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cdtools.fastai_api import Metric
-from cdtools.labels import IGNORE
+from cdtools.chips.labels import IGNORE
+from cdtools.learn.fastai_api import Metric
 
 SCORES = ("precision", "recall", "f1", "iou")
 

@@ -16,14 +16,19 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
 
-from cdtools.autocast import BFloat16Training
-from cdtools.averaging import WeightAveraging
-from cdtools.checkpoint import SafetensorsCheckpoint
 from cdtools.errors import CdtoolsError, ParameterError
-from cdtools.fastai_api import EarlyStoppingCallback, Learner
-from cdtools.package import PackageError, package_folder, read_package, write_package
-from cdtools.raster import PathLike
-from cdtools.scene_model import PRECISIONS, Precision, on_gpu, resolve_precision
+from cdtools.io.raster import PathLike
+from cdtools.learn.autocast import (
+    PRECISIONS,
+    BFloat16Training,
+    Precision,
+    on_gpu,
+    resolve_precision,
+)
+from cdtools.learn.averaging import WeightAveraging
+from cdtools.learn.checkpoint import SafetensorsCheckpoint
+from cdtools.learn.fastai_api import EarlyStoppingCallback, Learner
+from cdtools.learn.package import PackageError, package_folder, read_package, write_package
 
 T = TypeVar("T", bound="Trainable")
 
@@ -91,7 +96,8 @@ class Trainable:
                 several times faster than fp32); "fp16" (fastai's mixed precision, GPUs
                 only); "auto" is fp16 on a GPU, bf16 on CPUs that have it, fp32 otherwise.
             average: validate, checkpoint and end on an exponential moving average of the
-                weights (:class:`cdtools.averaging.WeightAveraging`) instead of the last step's.
+                weights (:class:`cdtools.learn.averaging.WeightAveraging`) instead of the
+                last step's.
         """
         learn = self._learner()
         if epochs < 1:

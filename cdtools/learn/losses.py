@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cdtools.labels import IGNORE
+from cdtools.chips.labels import IGNORE
 
 
 class BCEDiceLoss(nn.Module):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cdtools.chips.labels import CHANGE, IGNORE, NO_CHANGE
 from cdtools.errors import CdtoolsWarning, GridError, LabelError, OutputExistsError, ParameterError
-from cdtools.labels import CHANGE, IGNORE, NO_CHANGE
-from cdtools.raster import PathLike, RasterInfo, describe, read_image, write_geotiff
+from cdtools.io.raster import PathLike, RasterInfo, describe, read_image, write_geotiff
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cdtools.errors import CdtoolsError, OutputExistsError, ParameterError
-from cdtools.raster import PathLike, atomic_path
+from cdtools.io.raster import PathLike, atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
 from cdtools.errors import GridError, LabelError
-from cdtools.raster import PathLike, RasterInfo, describe, open_raster, read_window
+from cdtools.io.raster import PathLike, RasterInfo, describe, open_raster, read_window
 
 NO_CHANGE, CHANGE, IGNORE = 0, 1, 255
 ZERO_ONE, ZERO_255 = "0/1 (255 = ignore)", "0/255"

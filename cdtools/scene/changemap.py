@@ -22,7 +22,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 from cdtools.errors import GridError, ParameterError
-from cdtools.raster import open_raster
+from cdtools.io.raster import open_raster
 
 UINT8_NODATA = 255  # as cdtools.predict_scene writes it
 
@@ -152,7 +152,7 @@ def pair_on_grid(
     :class:`~cdtools.errors.GridError`.
     """
     from cdtools.errors import GridError
-    from cdtools.pair import grid_offset, load_pair
+    from cdtools.io.pair import grid_offset, load_pair
 
     if change.crs is None:
         raise GridError(

@@ -1,0 +1,3 @@
+"""Training chips: exporting them, reading a chips folder, labels, paired
+augmentation, DataLoaders.
+"""

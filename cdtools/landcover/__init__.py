@@ -1,0 +1,1 @@
+"""Land cover: the EuroSAT classes, patch DataLoaders, the classifier, from-to transitions."""
