@@ -75,6 +75,7 @@ def main() -> None:
             "arch": arch,
             "train_seconds": round(seconds, 1),
             "precision": detector.spec.training["last_fit"]["precision"],
+            "norm": detector.spec.stats.source,
             "train_chips": len(detector.data.train_ds),
             "threshold": detector.threshold,
             "test_scenes": [{k: v for k, v in r.items() if k != "counts"} for r in rows],

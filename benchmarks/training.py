@@ -28,15 +28,16 @@ def train(
     seed: int = 0,
     batch_size: int = 8,
     loss: Any = None,
-    norm: str = "dataset",
+    norm: str | None = None,
     **fit_options: Any,
 ) -> tuple[ChangeDetector, float]:
     """A detector trained from scratch on ``chips`` with its threshold tuned, and the seconds
     its training took (``lr=None``: the learning-rate finder's suggestion, found within
     that time)."""
     torch.manual_seed(seed)
+    options = {} if norm is None else {"norm": norm}  # None: prepare_data's default
     dls = prepare_data(
-        list(chips), chip_size=chip_size, batch_size=batch_size, seed=seed, norm=norm
+        list(chips), chip_size=chip_size, batch_size=batch_size, seed=seed, **options
     )
     detector = ChangeDetector(dls, arch=arch, pretrained=False, loss=loss)
     start = time.perf_counter()
