@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--chip-size", type=int, default=128)
+    parser.add_argument("--norm", default=None, help="prepare_data's norm (default: its own)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -65,7 +66,7 @@ def main() -> None:
     results = []
     for arch in args.archs.split(","):
         detector, seconds = train(
-            arch, chips, epochs=args.epochs, lr=args.lr, chip_size=args.chip_size
+            arch, chips, epochs=args.epochs, lr=args.lr, chip_size=args.chip_size, norm=args.norm
         )
         rows = []
         for seed, world in tests.items():
