@@ -100,7 +100,7 @@ def test_a_local_cluster_gives_the_threaded_result(detector, world) -> None:
     ):
         clustered = predict_scene(handle, pair, chunk=128, **FP32).values
         loads = client.run(
-            lambda: __import__("cdtools.scene.model").scene_model.LOADS[handle.token]
+            lambda: __import__("cdtools.scene.model").scene.model.LOADS[handle.token]
         )
     np.testing.assert_array_equal(clustered, threaded)
     assert len(loads) == 2 and all(n == 1 for n in loads.values())  # once per worker
