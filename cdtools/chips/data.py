@@ -263,9 +263,9 @@ def prepare_data(
         bands: 0-based indices of the bands to use (all when None).
         norm: "scene" (each date of each chips folder with its own per-band mean and
             standard deviation, and in prediction each date of each scene: light and
-            sensors that differ between scenes and dates matter less; on real sets it
-            gave F1 of change +0.02 on AirChange and +0.07 to +0.18 across Landsat
-            cities), "dataset" (the training chips' statistics for every image),
+            sensors that differ between scenes and dates matter less; on both real
+            sets of benchmarks/accuracy_real.py every architecture scored higher with
+            it), "dataset" (the training chips' statistics for every image),
             "imagenet" (RGB uint8 only), or a :class:`NormStats` (for example a trained
             model's).
         num_workers: background processes reading chips (0 reads in the main process).
