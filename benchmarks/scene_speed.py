@@ -6,8 +6,9 @@ wall time (megapixels/s of scene) and peak RSS. The methods, all with the same m
 (the sample detector, siamese U-Net on ResNet-18) and the same 1024-pixel dask chunks:
 
 - ``baseline``: the makepath Austin workflow's way. ``map_blocks`` over chunks of the
-  lazily normalised pair; inside a chunk, 256 x 256 chips one at a time (batch of one),
-  no overlap, fp32; dask's threaded scheduler; written with rioxarray.
+  lazily normalised pair; inside a chunk, 256 x 256 chips one at a time (batch of one,
+  one forward at a time across dask's threads, each forward using all of torch's
+  threads), no overlap, fp32; dask's threaded scheduler; written with rioxarray.
 - ``predict_scene``: ``load_pair`` -> ``predict_scene`` (defaults: one global grid of
   448-640 pixel tiles, the size that predicts fewest pixels for the scene, overlapping by
   an eighth and blended; 0.5 Mpx batches; bf16 on CPUs that have it) -> ``write_raster``
@@ -18,9 +19,11 @@ Seam error: the largest difference, on pixels within 2 of a chunk border, from a
 whole-image prediction (the scene in memory in one piece, ``ChangeDetector.predict``,
 fp32, the same tile grid). The same figure away from borders is reported beside it.
 
-    python benchmarks/scene_speed.py [--sizes 2048,8192]
+Change F1: each output thresholded at 0.5 against the sample world's true change mask.
 
-Writes benchmarks/results/scene_speed.json.
+    python benchmarks/scene_speed.py [--sizes 2048,8192] [--device cuda] [--model PATH]
+
+Writes benchmarks/results/scene_speed.json (scene_speed_cuda.json with ``--device cuda``).
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ CHIP = 256
 METHODS = ("baseline", "predict_scene", "predict_scene_fp32")
 
 
-def baseline(before: str, after: str, model_path: str, out: str) -> None:
+def baseline(before: str, after: str, model_path: str, out: str, device: str) -> None:
     """The seed workflow: map_blocks over chunks, one chip at a time, no overlap."""
+    import threading
+
     import rioxarray
     import torch
     import xarray as xr
@@ -53,7 +58,8 @@ def baseline(before: str, after: str, model_path: str, out: str) -> None:
     from cdtools.learn.detector import ChangeDetector
 
     detector = ChangeDetector.from_model(model_path)
-    model, stats = detector.model.eval(), detector.spec.stats
+    model, stats = detector.model.eval().to(device), detector.spec.stats
+    one_forward = threading.Lock()  # dask's threads take turns; torch uses every core
     chunks = {"band": -1, "y": CHUNK, "x": CHUNK}
     dates = [rioxarray.open_rasterio(path, chunks=chunks) for path in (before, after)]
     mean = xr.DataArray(np.asarray(stats.mean, np.float32), dims="band")
@@ -66,10 +72,11 @@ def baseline(before: str, after: str, model_path: str, out: str) -> None:
             for c in range(0, block.shape[3], CHIP):
                 chip = torch.from_numpy(
                     np.ascontiguousarray(block[:, :, r : r + CHIP, c : c + CHIP])
-                )
-                with torch.inference_mode():
+                ).to(device)
+                with one_forward, torch.inference_mode():
                     logit = model((chip[0:1], chip[1:2]))
-                out[r : r + CHIP, c : c + CHIP] = torch.sigmoid(logit)[0, 0].numpy()
+                    prob = torch.sigmoid(logit)[0, 0].cpu().numpy()
+                out[r : r + CHIP, c : c + CHIP] = prob
         return out
 
     blocks = pair.data.rechunk({0: -1, 1: -1})
@@ -80,51 +87,84 @@ def baseline(before: str, after: str, model_path: str, out: str) -> None:
     result.rio.to_raster(out, tiled=True, compress="deflate")
 
 
-def scene(before: str, after: str, model_path: str, out: str, precision: str) -> None:
+def scene(before: str, after: str, model_path: str, out: str, precision: str, device: str) -> None:
     from cdtools import load_pair, predict_scene, write_raster
 
-    change = predict_scene(model_path, load_pair(before, after), precision=precision, chunk=CHUNK)
+    pair = load_pair(before, after)
+    change = predict_scene(model_path, pair, precision=precision, chunk=CHUNK, device=device)
     write_raster(change, out, overwrite=True, progress=False)
 
 
-def reference(before: str, after: str, model_path: str, out: str) -> None:
+def reference(before: str, after: str, model_path: str, out: str, device: str) -> None:
     """The whole scene in memory, in one piece, fp32."""
     from cdtools import load_pair, predict_scene
     from cdtools.learn.detector import ChangeDetector
 
     chosen = predict_scene(model_path, load_pair(before, after)).attrs  # the same tile grid
     detector = ChangeDetector.from_model(model_path)
+    detector.model.to(device)
     prob = detector.predict(
         before, after, tile=chosen["tile"], overlap=chosen["overlap"], batch_size=2
     ).values
     np.save(out, np.round(np.nan_to_num(prob) * 255).astype(np.uint8))
 
 
-def child(method: str, before: str, after: str, model_path: str, out: str) -> None:
+def child(method: str, before: str, after: str, model_path: str, out: str, device: str) -> None:
     """One run in this fresh process; libraries are imported before the clock starts."""
     import rioxarray  # noqa: F401
-    import torch  # noqa: F401
+    import torch
 
     import cdtools.learn.detector
     import cdtools.scene.predict  # noqa: F401
 
+    if device.startswith("cuda"):
+        torch.zeros(1, device=device)  # the CUDA context, before the clock
     start = time.perf_counter()
     if method == "baseline":
-        baseline(before, after, model_path, out)
+        baseline(before, after, model_path, out, device)
     elif method == "reference":
-        reference(before, after, model_path, out)
+        reference(before, after, model_path, out, device)
     else:
-        scene(before, after, model_path, out, "fp32" if method.endswith("fp32") else "auto")
+        precision = "fp32" if method.endswith("fp32") else "auto"
+        scene(before, after, model_path, out, precision, device)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+    figures = {
+        "seconds": seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if device.startswith("cuda"):
+        figures["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps(figures))
 
 
 def run_child(*args: str) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True
     )
+    if done.returncode:
+        raise SystemExit(f"{args[0]} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def change_f1(output: Path, truth_path: Path) -> float:
+    """F1 of change of the output thresholded at 0.5, against the sample's true mask."""
+    import rasterio
+
+    with rasterio.open(output) as src:
+        predicted = src.read(1) >= 128
+    with rasterio.open(truth_path) as src:
+        truth = src.read(1) == 1
+    hits = np.count_nonzero(predicted & truth)
+    return round(float(2 * hits / max(np.count_nonzero(predicted) + np.count_nonzero(truth), 1)), 4)
+
+
+def machine(device: str) -> str:
+    cpus = f"{platform.machine()}, {os.cpu_count()} cpus"
+    if not device.startswith("cuda"):
+        return f"{cpus}, no GPU"
+    import torch
+
+    return f"{cpus}, {torch.cuda.get_device_name(device)}"
 
 
 def seam_errors(output: Path, reference: np.ndarray) -> dict[str, float]:
@@ -153,32 +193,49 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "cdtools-bench"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--device", default="cpu", help='"cpu" or "cuda"')
+    parser.add_argument("--model", type=Path, help="a saved sample detector (default: train it)")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--append", action="store_true", help="keep the other sizes already in --out"
+    )
     args = parser.parse_args()
+    out_path = args.out or (
+        RESULTS.with_name("scene_speed_cuda.json") if args.device != "cpu" else RESULTS
+    )
 
     from cdtools.samples import RECIPE, sample_detector
     from cdtools.synthetic import make_scene_pair
 
-    model_path = args.workdir / "sample-model"
+    model_path = args.model or args.workdir / "sample-model"
     if not (model_path / "model.json").exists():
         sample_detector().save(model_path, overwrite=True)
     sizes = []
+    if args.append and out_path.exists():
+        sizes = json.loads(out_path.read_text())["sizes"]
     for size in (int(s) for s in args.sizes.split(",")):
+        sizes = [entry for entry in sizes if entry["size"] != size]
         world = make_scene_pair(
             args.workdir / f"world_{size}", size=size, seed=0, if_exists="reuse"
         )
         files = (str(world.before), str(world.after), str(model_path))
         ref_path = args.workdir / f"reference_{size}.npy"
-        ref_figures = run_child("reference", *files, str(ref_path))
+        ref_figures = run_child("reference", *files, str(ref_path), args.device)
         ref = np.load(ref_path)
         runs = {}
         for method in args.methods.split(","):
             out = args.workdir / f"{method}_{size}.tif"
-            figures = run_child(method, *files, str(out))
+            figures = run_child(method, *files, str(out), args.device)
             runs[method] = {
                 "seconds": round(figures["seconds"], 1),
                 "mpx_per_s": round(size * size / figures["seconds"] / 1e6, 3),
                 "peak_rss_mb": round(figures["peak_rss_mb"]),
+                **(
+                    {"peak_gpu_mb": round(figures["peak_gpu_mb"])}
+                    if "peak_gpu_mb" in figures
+                    else {}
+                ),
+                "change_f1": change_f1(out, world.change_mask),
                 **seam_errors(out, ref),
             }
             print(f"{size} {method}: {runs[method]}", flush=True)
@@ -208,19 +265,20 @@ def main() -> None:
         "baseline": f"map_blocks, {CHIP}px chips one at a time, no overlap, fp32, threads",
         "predict_scene": "defaults: tile size chosen per scene, overlap tile/8, precision auto",
         "reference": "ChangeDetector.predict on the whole scene in memory, fp32, same tiles",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, no GPU",
+        "device": args.device,
+        "machine": machine(args.device),
         "targets": "speedup >= 2, seam error <= 1/255, RSS 8192 <= 1.3 x RSS 2048",
         "summary": summary,
         "sizes": sizes,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(summary))
-    print(f"wrote {args.out}")
+    print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(*sys.argv[2:7])
+        child(*sys.argv[2:8])
     else:
         main()
