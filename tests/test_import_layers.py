@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -61,16 +62,41 @@ def modules(layer: str) -> list[str]:
     return [f"cdtools.{m}" for m in LAYERS[layer]]
 
 
-@pytest.mark.parametrize("layer", list(LAYERS))
-def test_a_layer_imports_nothing_from_the_layers_above(layer: str) -> None:
-    names = list(LAYERS)
-    above = [m for upper in names[names.index(layer) + 1 :] for m in modules(upper)]
-    run = subprocess.run(
-        [sys.executable, "-c", BLOCKER, ",".join(modules(layer)), ",".join(above)],
-        capture_output=True,
+def blocked_import(names: list[str], blocked: list[str]) -> subprocess.Popen[str]:
+    """Import ``names`` in a fresh interpreter where importing any of ``blocked`` fails."""
+    return subprocess.Popen(
+        [sys.executable, "-c", BLOCKER, ",".join(names), ",".join(blocked)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    assert run.returncode == 0, run.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def imports() -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """Every layer's import, and the wrong-way probe, started at once: each spends most of
+    its time importing torch and fastai, so they share the cores instead of queueing."""
+    names = list(LAYERS)
+    runs = {
+        layer: blocked_import(
+            modules(layer), [m for upper in names[i + 1 :] for m in modules(upper)]
+        )
+        for i, layer in enumerate(names)
+    }
+    # the detector needs the chips layer, so blocking it must fail
+    runs["wrong way"] = blocked_import(["cdtools.learn.detector"], ["cdtools.chips.data"])
+    yield runs
+    for run in runs.values():
+        run.kill()
+        run.communicate()
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_a_layer_imports_nothing_from_the_layers_above(
+    layer: str, imports: dict[str, subprocess.Popen[str]]
+) -> None:
+    _, stderr = imports[layer].communicate()
+    assert imports[layer].returncode == 0, stderr.strip().splitlines()[-1]
 
 
 def test_every_module_has_a_layer() -> None:
@@ -85,11 +111,8 @@ def test_every_module_has_a_layer() -> None:
     assert found == placed
 
 
-def test_a_wrong_way_import_is_caught() -> None:
-    # The check itself can fail: the detector needs the chips layer, so blocking it fails.
-    run = subprocess.run(
-        [sys.executable, "-c", BLOCKER, "cdtools.learn.detector", "cdtools.chips.data"],
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode != 0 and "cdtools.chips.data is in a layer above" in run.stderr
+def test_a_wrong_way_import_is_caught(imports: dict[str, subprocess.Popen[str]]) -> None:
+    # The check itself can fail: blocking a layer the detector needs fails its import.
+    _, stderr = imports["wrong way"].communicate()
+    assert imports["wrong way"].returncode != 0
+    assert "cdtools.chips.data is in a layer above" in stderr
