@@ -43,15 +43,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "top": ("samples", "widgets", "demo", "cli"),
 }  # fmt: skip
-WINGS = (
-    "io",
-    "chips",
-    "learn",
-    "scene",
-    "unsupervised",
-    "regions",
-    "landcover",
-)  # folders of modules
+# folders of modules
+WINGS = ("io", "chips", "learn", "scene", "unsupervised", "regions", "landcover")
 
 BLOCKER = """
 import importlib, sys

@@ -57,6 +57,7 @@ class Cva:
 
     scale: Standardiser
     halo: int = 0
+    threshold_power: float = 1.0
     name: str = "cva"
     description: str = "|z(after) - z(before)|: length of the change vector of standardised bands"
 

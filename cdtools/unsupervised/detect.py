@@ -5,8 +5,9 @@ The method is fitted on a regular-grid sample of the pair's valid pixels
 sample without any truth (:mod:`cdtools.unsupervised.threshold`), and the statistic is
 applied to every chunk with dask. The result is encoded as :func:`cdtools.predict_scene`
 encodes change probability: uint8 ``min(round(255 s), 254)``, 255 where either date has
-no data, for a change score ``s = T / (T + T0)`` in [0, 1) of the statistic T; T0 puts
-the score's resolution where thresholds fall (see :func:`detect_change`).
+no data, for a change score ``s = T / (T + T0)`` in [0, 1) of the statistic T, with T0
+the automatic threshold: 0.5 is the threshold, whatever the statistic's own range, and
+the uint8 map keeps its resolution there (a chi-square CDF would put it at 0.9999).
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ def detect_change(
             radiometric difference between the dates), "cva" (change vector analysis of
             per-date standardised bands) or "pca_kmeans" (Celik 2009).
         threshold: how change is told from no change, without truth: "auto" (Otsu on the
-            statistic for irmad and cva, the k-means boundary for pca_kmeans), "otsu",
-            "kittler_illingworth", "chi2" (irmad only: no-change probability below 1 %),
-            or a score in [0, 1) chosen by eye.
+            statistic for cva, on its square root for irmad, the k-means boundary for
+            pca_kmeans), "otsu", "kittler_illingworth" (on the same scale), "chi2"
+            (irmad only: no-change probability below 1 %), or a score in [0, 1) on the automatic map's scale (0.5: "auto"; higher:
+            less change), chosen by eye.
         sample: at most this many pixels, on a regular grid, fit every statistic.
         block: pca_kmeans' block side h (odd).
         seed: k-means' seed (pca_kmeans).
@@ -66,13 +68,14 @@ def detect_change(
         A lazy uint8 ``(y, x)`` DataArray with the pair's CRS and transform:
         ``min(round(255 s), 254)`` for the change score ``s = T / (T + T0)`` of the
         method's statistic T, 255 (its ``rio.nodata``) where either date has no data.
-        T is the standardised change magnitude (cva, T0 its median on the sample), the
-        chi-square statistic Z (irmad, T0 the number of bands: Z's mean where nothing
-        changed) or the ratio of distances to the two k-means centres (pca_kmeans, T0 = 1,
-        so 0.5 is the k-means boundary). ``attrs["threshold"]`` is the chosen threshold
-        as a score (change: value / 255 above it; what :func:`cdtools.predictions_to_regions`
-        uses), ``attrs["threshold_statistic"]`` the same in T. Compute it, or stream it to
-        disk with :func:`cdtools.write_raster`.
+        T is the standardised change magnitude (cva), the chi-square statistic Z (irmad)
+        or the ratio of a pixel's distances to the no-change and change k-means centres
+        (pca_kmeans); T0 (``attrs["score_reference"]``) is the threshold the named rule
+        picks ("auto"'s for a number), so such a map's threshold is 0.5.
+        ``attrs["threshold"]`` is the threshold as a score (change: value / 255 above
+        it; what :func:`cdtools.predictions_to_regions` uses),
+        ``attrs["threshold_statistic"]`` the same in T. Compute it, or stream it to disk
+        with :func:`cdtools.write_raster`.
 
     Raises:
         ParameterError: an unknown method or threshold, or a pair that is not
@@ -96,6 +99,8 @@ def detect_change(
     bands = data.shape[1]
     if len(taken) < 2 * bands + 2:
         return _empty(data, pair, method, valid=len(taken) > 0)
+    if np.array_equal(taken[:, 0], taken[:, 1]):
+        return _empty(data, pair, method, valid=True)
     if method == "irmad":
         model: Any = Irmad.fit(taken)
         if model.degenerate:
@@ -107,9 +112,11 @@ def detect_change(
     values = _sample_statistic(model, taken)
     if not np.any(values > 1e-6 * max(1.0, float(np.abs(values).max(initial=0)))):
         return _empty(data, pair, method, valid=True)
-    reference = {"irmad": float(bands), "pca_kmeans": 1.0}.get(method) or _median(values)
-    rule, cut = _threshold(model, values, threshold, reference, bands)
-    score = cut / (cut + reference)
+    rule, reference = _threshold(model, values, threshold, bands)
+    if isinstance(threshold, str):
+        score, cut = 0.5, reference
+    else:
+        score, cut = float(threshold), reference * float(threshold) / (1 - float(threshold))
     change = data.map_blocks(
         _score_block, model=model, reference=reference, drop_axis=(0, 1),
         dtype=np.uint8, token=f"cdtools-detect-{method}",
@@ -122,7 +129,7 @@ def detect_change(
         "score_reference": round(reference, 6),
         "threshold": round(float(score), 6),
         "threshold_statistic": round(float(cut), 6),
-        "threshold_method": rule,
+        "threshold_method": "given" if not isinstance(threshold, str) else rule,
         "sample_pixels": int(taken.shape[0] * window * window),
         **model.attrs(),
     }
@@ -164,11 +171,6 @@ def _check(pair: Any, method: str, threshold: Any, block: int) -> Any:
     return data.rechunk({0: -1, 1: -1})
 
 
-def _median(values: np.ndarray) -> float:
-    median = float(np.median(values))
-    return median if median > 0 else float(values[values > 0].mean())
-
-
 def _sample_statistic(model: Any, taken: np.ndarray) -> np.ndarray:
     """The statistic of every sampled pixel (pca_kmeans: of each block's centre)."""
     if model.halo == 0:
@@ -177,21 +179,20 @@ def _sample_statistic(model: Any, taken: np.ndarray) -> np.ndarray:
     return model.sample_statistic(taken)
 
 
-def _threshold(
-    model: Any, values: np.ndarray, threshold: Any, reference: float, bands: int
-) -> tuple[str, float]:
-    """(rule, threshold in the statistic's units)."""
-    if not isinstance(threshold, str):
-        score = float(threshold)
-        return "given", score * reference / (1 - score)
-    rule = AUTO[model.name] if threshold == "auto" else threshold
+def _threshold(model: Any, values: np.ndarray, threshold: Any, bands: int) -> tuple[str, float]:
+    """(rule, threshold in the statistic's units) of a named rule; "auto"'s for a number."""
+    rule = AUTO[model.name] if not isinstance(threshold, str) or threshold == "auto" else threshold
     if rule == "kmeans":
         return rule, 1.0
     if rule == "chi2":
         from scipy.stats import chi2
 
         return rule, float(chi2.isf(CHI2_ALPHA, bands))
-    return rule, RULES[rule](values)
+    power = model.threshold_power  # the rule cuts T ** power (irmad: sqrt(Z))
+    cut = RULES[rule](values**power) ** (1 / power)
+    if cut <= 0:  # a degenerate histogram: fall back on the typical pixel
+        cut = float(np.median(values[values > 0]))
+    return rule, cut
 
 
 def _score_block(block: np.ndarray, *, model: Any, reference: float) -> np.ndarray:

@@ -43,6 +43,7 @@ class PcaKmeans:
     change: np.ndarray  # (components,): k-means centre of change
     fill: float  # difference assumed where a neighbour has no data: the sample's median
     block: int = BLOCK
+    threshold_power: float = 1.0
     name: str = "pca_kmeans"
     description: str = (
         "|f - no-change centre| / |f - change centre| for f the PCA features of the "
