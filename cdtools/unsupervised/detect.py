@@ -58,8 +58,8 @@ def detect_change(
         threshold: how change is told from no change, without truth: "auto" (Otsu on the
             statistic for cva, on its square root for irmad, the k-means boundary for
             pca_kmeans), "otsu", "kittler_illingworth" (on the same scale), "chi2"
-            (irmad only: no-change probability below 1 %), or a score in [0, 1) on the automatic map's scale (0.5: "auto"; higher:
-            less change), chosen by eye.
+            (irmad only: no-change probability below 1 %), or a score in [0, 1) on the
+            automatic map's scale (0.5: "auto"; higher: less change), chosen by eye.
         sample: at most this many pixels, on a regular grid, fit every statistic.
         block: pca_kmeans' block side h (odd).
         seed: k-means' seed (pca_kmeans).
