@@ -22,7 +22,9 @@ class Standardiser:
 
     Example:
         >>> sample = np.random.default_rng(0).normal(5, 2, (1000, 2, 3, 1, 1))
-        >>> z = Standardiser.fit(sample).apply(sample[:, :, :, 0, 0].T.reshape(3, 2, 1000, 1))
+        >>> z = Standardiser.fit(sample).apply(np.full((2, 3, 4, 4), 5.0))
+        >>> z.shape, bool(np.abs(z).max() < 0.2)
+        ((2, 3, 4, 4), True)
     """
 
     mean: np.ndarray
@@ -51,7 +53,8 @@ class Cva:
         >>> rng = np.random.default_rng(0)
         >>> sample = rng.normal(0, 1, (500, 2, 3, 1, 1))
         >>> cva = Cva.fit(sample)
-        >>> cva.statistic(sample[:4, :, :, 0, 0].transpose(1, 2, 0)[..., None]).shape
+        >>> block = sample[:4, :, :, 0, 0].transpose(1, 2, 0)[..., None]  # (2, band, 4, 1)
+        >>> cva.statistic(block).shape
         (4, 1)
     """
 

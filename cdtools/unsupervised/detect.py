@@ -90,7 +90,7 @@ def detect_change(
         >>> pair = load_pair("before.tif", "after.tif")  # doctest: +SKIP
         >>> change = detect_change(pair, method="irmad")  # doctest: +SKIP
         >>> change.attrs["threshold"], change.attrs["threshold_method"]  # doctest: +SKIP
-        (0.83, 'otsu')
+        (0.5, 'otsu')
         >>> write_raster(change, "change.tif")  # doctest: +SKIP
     """
     data = _check(pair, method, threshold, block)
