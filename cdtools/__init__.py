@@ -23,6 +23,7 @@ _EXPORTS = {
     "load_pair": "cdtools.io.pair",
     "load_series": "cdtools.io.series",
     "predict_scene": "cdtools.scene.predict",
+    "detect_change": "cdtools.unsupervised.detect",
     "write_raster": "cdtools.io.cog",
     "ChangeDetector": "cdtools.learn.detector",
     "sample_detector": "cdtools.samples",

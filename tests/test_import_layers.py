@@ -33,14 +33,19 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "models", "learn.package", "learn.checkpoint", "learn.losses", "learn.metrics",
         "learn.autocast", "learn.averaging", "learn.tta", "learn.trainable", "learn.detector",
     ),
-    "scene": ("scene.tiling", "scene.model", "scene.predict", "scene.changemap"),
+    "scene": (
+        "scene.tiling", "scene.model", "scene.predict", "scene.changemap", "unsupervised.sample",
+        "unsupervised.threshold", "unsupervised.cva", "unsupervised.irmad",
+        "unsupervised.pca_kmeans", "unsupervised.detect",
+    ),
     "regions and land cover": (
         "regions.table", "regions.spotcheck", "landcover.data", "landcover.classifier",
         "landcover.transition",
     ),
     "top": ("samples", "widgets", "demo", "cli"),
 }  # fmt: skip
-WINGS = ("io", "chips", "learn", "scene", "regions", "landcover")  # folders of modules
+# folders of modules
+WINGS = ("io", "chips", "learn", "scene", "unsupervised", "regions", "landcover")
 
 BLOCKER = """
 import importlib, sys
