@@ -9,11 +9,13 @@ calls load the package.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cdtools.io.raster import PathLike
 
@@ -22,6 +24,30 @@ if TYPE_CHECKING:
     from cdtools.learn.detector import ChangeDetector
 
 log = logging.getLogger(__name__)
+Model = TypeVar("Model")
+
+
+def _one_process_at_a_time(kind: str) -> Callable[[Callable[..., Model]], Callable[..., Model]]:
+    """Let one process at a time make or load a sample model of ``kind``: notebooks and
+    test workers run side by side, and the second should load what the first trained,
+    not train it again over the first one's files. The lock file sits beside the cache."""
+
+    def wrap(make: Callable[..., Model]) -> Callable[..., Model]:
+        @functools.wraps(make)
+        def locked(*, root: PathLike | None = None, retrain: bool = False) -> Model:
+            from filelock import FileLock
+
+            from cdtools.io.manifest import data_root
+
+            cache = Path(root) if root is not None else data_root() / kind
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(f"{cache}.lock"):
+                return make(root=root, retrain=retrain)
+
+        return locked
+
+    return wrap
+
 
 #: How the sample model is made. Changing it changes the cache key, so a new model is trained.
 RECIPE: dict[str, Any] = {
@@ -40,6 +66,7 @@ RECIPE: dict[str, Any] = {
 }
 
 
+@_one_process_at_a_time("sample-model")
 def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> ChangeDetector:
     """The sample world's change detector, with its training and validation data attached.
 
@@ -110,6 +137,7 @@ LANDCOVER_RECIPE: dict[str, Any] = {
 }
 
 
+@_one_process_at_a_time("sample-landcover")
 def sample_landcover_classifier(
     *, root: PathLike | None = None, retrain: bool = False
 ) -> LandCoverClassifier:
