@@ -24,6 +24,7 @@ _EXPORTS = {
     "load_series": "cdtools.io.series",
     "predict_scene": "cdtools.scene.predict",
     "detect_change": "cdtools.unsupervised.detect",
+    "weak_labels": "cdtools.unsupervised.weak_labels",
     "write_raster": "cdtools.io.cog",
     "ChangeDetector": "cdtools.learn.detector",
     "sample_detector": "cdtools.samples",

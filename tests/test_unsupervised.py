@@ -207,3 +207,38 @@ def test_the_sample_world(tmp_path: Path) -> None:
         warnings.simplefilter("error", CdtoolsWarning)
         scores = {m: f1(cdtools.detect_change(pair, method=m), truth) for m in METHODS}
     assert min(scores.values()) > 0.2, scores  # sample-world pseudo-change keeps all low
+
+
+# ------------------------------------------------------------------ weak labels
+def test_weak_labels_keep_the_confident_pixels_and_export_takes_them(tmp_path: Path) -> None:
+    before, after, truth = scene()
+    pair = load(tmp_path / "pair", before, after)
+    change = cdtools.detect_change(pair, method="irmad")
+    labels = cdtools.weak_labels(change, tmp_path / "weak.tif", progress=False)
+    coded = change.values
+    with rasterio.open(labels) as src:
+        values, crs, nodata = src.read(1), src.crs, src.nodata
+        assert src.transform == pair.rio.transform()
+    assert crs == pair.rio.crs and nodata == 255
+    assert set(np.unique(values)) == {0, 1, 255}
+    assert np.array_equal(values == 1, coded >= 170) and np.array_equal(values == 0, coded <= 85)
+    # confident labels are nearly all right, and the uncertain band is small
+    assert (truth[values == 1] == 1).mean() > 0.95 and (truth[values == 0] == 0).mean() > 0.98
+    assert (values == 255).mean() < 0.2
+    chips = cdtools.export_training_data(
+        *pair_files(tmp_path / "pair", before, after), labels, tmp_path / "chips",
+        tile_size=64, stride=64, progress=False, overwrite=True,
+    )  # fmt: skip
+    assert len(list((chips / "labels").glob("*.tif"))) == 4
+
+
+def test_weak_labels_refuse_a_band_that_leaves_one_class(tmp_path: Path) -> None:
+    before, after, _ = scene()
+    change = cdtools.detect_change(load(tmp_path / "pair", before, after), method="cva")
+    with pytest.raises(ParameterError, match="low < threshold < high"):
+        cdtools.weak_labels(change, tmp_path / "a.tif", low=0.6, high=0.7)
+    from cdtools.errors import LabelError
+
+    with pytest.raises(LabelError, match="confident change"):
+        cdtools.weak_labels(change, tmp_path / "b.tif", high=1.0)
+    assert not (tmp_path / "b.tif").exists()
