@@ -36,7 +36,7 @@ def test_from_model_takes_data_by_keyword_only() -> None:
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory: pytest.TempPathFactory) -> LandCoverClassifier:
     folder = write_easy_patches(tmp_path_factory.mktemp("trainable") / "patches", n=8)
-    dls = prepare_landcover_data(folder, size=32, batch_size=8, valid_pct=0.25, seed=0)
+    dls = prepare_landcover_data(folder, size=32, batch_size=8, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
     return LandCoverClassifier(dls, pretrained=False)
 

@@ -170,7 +170,9 @@ class LandCoverClassifier(Trainable):
                 targets.append(y.cpu().numpy())
                 images.append(self.spec.stats.denormalise(x.cpu().numpy()))
         if not targets:
-            raise CdtoolsError("the validation set is empty; prepare the data with valid_pct > 0.")
+            raise CdtoolsError(
+                "the validation set is empty; prepare the data with val_split_pct > 0."
+            )
         return (
             np.concatenate(targets),
             np.concatenate(probs),
@@ -219,10 +221,11 @@ class LandCoverClassifier(Trainable):
         self.per_class_accuracy()
         return self.spec.metrics["accuracy"]
 
-    def show_results(self, n: int = 8, *, columns: int = 4) -> Figure:
-        """Validation patches titled "predicted (confidence)", green when right, red when wrong."""
+    def show_results(self, rows: int = 2, *, columns: int = 4) -> Figure:
+        """``rows`` x ``columns`` validation patches titled "predicted (confidence)", green
+        when right, red when wrong."""
         truth, probs, images = self._validation()
-        n = min(n, len(truth))
+        n = min(rows * columns, len(truth))
         guess = probs.argmax(1)
         titles = [
             f"{self.classes[guess[i]]} ({probs[i, guess[i]]:.2f})\ntrue: {self.classes[truth[i]]}"
