@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("after", type=Path)
     export.add_argument("labels", type=Path, help="change polygons or a label raster")
     export.add_argument("out", type=Path, help="chips folder to create")
-    export.add_argument("--tile-size", type=int, default=256)
+    export.add_argument("--chip-size", type=int, default=256, help="chip width and height")
     export.add_argument("--stride", type=int, default=64)
     export.add_argument("--min-change-fraction", type=float, default=0.0)
     export.add_argument("--format", choices=("tif", "png"), default="tif")
@@ -203,7 +203,7 @@ def _export(args: argparse.Namespace) -> None:
         args.after,
         args.labels,
         args.out,
-        tile_size=args.tile_size,
+        chip_size=args.chip_size,
         stride=args.stride,
         min_change_fraction=args.min_change_fraction,
         image_format=args.format,

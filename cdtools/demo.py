@@ -32,7 +32,7 @@ def run_demo(out: Path, *, size: int, seed: int, epochs: int, chip_size: int) ->
     figure.savefig(out / "scene.png", dpi=110)
     chips = export_training_data(
         world.before, world.after, world.change_polygons, out / "chips",
-        tile_size=chip_size, stride=chip_size // 2, overwrite=True,
+        chip_size=chip_size, stride=chip_size // 2, overwrite=True,
     )  # fmt: skip
     show_chip_index(chips / "chips.geojson", scene=world.before).savefig(out / "chip_index.png")
     log.info("2/5 chips in %s", chips)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 RECIPE: dict[str, Any] = {
     "world_size": 768,
     "world_seed": 0,
-    "tile_size": 128,
+    "chip_size": 128,
     "stride": 64,
     "batch_size": 8,
     "arch": "siamese_unet",
@@ -69,10 +69,10 @@ def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> C
     if not (chips / "export.json").exists():
         export_training_data(
             world.before, world.after, world.change_polygons, chips,
-            tile_size=RECIPE["tile_size"], stride=RECIPE["stride"], progress=False,
+            chip_size=RECIPE["chip_size"], stride=RECIPE["stride"], progress=False,
         )  # fmt: skip
     data = prepare_data(
-        chips, chip_size=RECIPE["tile_size"], batch_size=RECIPE["batch_size"],
+        chips, chip_size=RECIPE["chip_size"], batch_size=RECIPE["batch_size"],
         seed=RECIPE["seed"], norm=RECIPE["norm"],
     )  # fmt: skip
     package = folder / "model"

@@ -29,7 +29,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChangeDetector, P
         pair.after,
         pair.polygons,
         folder / "chips",
-        tile_size=64,
+        chip_size=64,
         stride=32,
         progress=False,
     )
@@ -251,7 +251,7 @@ def test_fit_without_labels_is_refused(pair: Pair, tmp_path: Path) -> None:
         nothing, np.zeros((300, 200), np.uint8), transform=pair.transform, crs="EPSG:32614"
     )
     chips = export_training_data(
-        pair.before, pair.after, nothing, tmp_path / "c", tile_size=64, stride=64, progress=False
+        pair.before, pair.after, nothing, tmp_path / "c", chip_size=64, stride=64, progress=False
     )
     detector = ChangeDetector(prepare_data(chips, chip_size=64), pretrained=False)
     with pytest.raises(LabelError, match="hold no change"):

@@ -20,7 +20,7 @@ def tiny_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pair = make_pair(folder / "scene", height=128, width=128, square=(30, 70, 40, 90))
     return export_training_data(
         pair.before, pair.after, pair.polygons, folder / "chips",
-        tile_size=64, stride=32, progress=False,
+        chip_size=64, stride=32, progress=False,
     )  # fmt: skip
 
 

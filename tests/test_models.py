@@ -226,7 +226,7 @@ def test_tinycd_package_round_trip_and_predict_scene(tmp_path: Path) -> None:
     pair = make_pair(tmp_path / "scene", height=128, width=128, square=(30, 70, 40, 90))
     chips = export_training_data(
         pair.before, pair.after, pair.polygons, tmp_path / "chips",
-        tile_size=64, stride=32, progress=False,
+        chip_size=64, stride=32, progress=False,
     )  # fmt: skip
     dls = prepare_data(chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
