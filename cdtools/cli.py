@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("tif", "png"), default="tif")
     export.add_argument("--layout", choices=("arcgis", "levir"), default="arcgis")
     export.add_argument("--overwrite", action="store_true")
+    export.add_argument("--no-progress", action="store_true", help="no progress bar")
     export.set_defaults(run=_export)
 
     train = commands.add_parser("train", help="train a change detector on a chips folder")
@@ -209,6 +210,7 @@ def _export(args: argparse.Namespace) -> None:
         image_format=args.format,
         layout=args.layout,
         overwrite=args.overwrite,
+        progress=not args.no_progress,
     )
     log.info("chips written to %s", out)
 
