@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ __all__ = ["ClassifierSpec", "LandCoverClassifier", "prepare_landcover_data"]
 
 log = logging.getLogger(__name__)
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+ResNet = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+BACKBONES: tuple[str, ...] = get_args(ResNet)
 
 
 class LandCoverClassifier(Trainable):
@@ -51,7 +52,8 @@ class LandCoverClassifier(Trainable):
 
     Args:
         data: DataLoaders from :func:`prepare_landcover_data` (None only via ``from_model``).
-        backbone: a torchvision ResNet: "resnet18", "resnet34", "resnet50", ...
+        backbone: a torchvision ResNet: "resnet18", "resnet34", "resnet50", "resnet101"
+            or "resnet152".
         pretrained: "auto" (ImageNet weights from the manifest or the torch cache, else a
             warning and random initialisation), True (ImageNet or an error), False, or a
             weight file; see :func:`cdtools.models.backbone.make_encoder`.
@@ -76,7 +78,7 @@ class LandCoverClassifier(Trainable):
         self,
         data: LandCoverDataLoaders,
         *,
-        backbone: str = "resnet18",
+        backbone: ResNet = "resnet18",
         pretrained: Pretrained = "auto",
     ) -> None:
         spec = ClassifierSpec(

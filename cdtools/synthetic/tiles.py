@@ -25,6 +25,7 @@ from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 
 from cdtools.errors import ParameterError, RasterError
+from cdtools.io.pair import ResamplingName
 from cdtools.io.raster import PathLike, open_raster, write_geotiff
 from cdtools.synthetic.outputs import (
     forget_record,
@@ -45,7 +46,7 @@ def reproject_to_tiles(
     crs: CRS | str,
     resolution: float,
     tiles: tuple[int, int] = (2, 2),
-    resampling: str = "bilinear",
+    resampling: ResamplingName = "bilinear",
     overwrite: bool = False,
 ) -> list[Path]:
     """Reproject a raster to another CRS and pixel size and cut it into GeoTIFF tiles.
