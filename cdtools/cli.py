@@ -224,7 +224,7 @@ def _train(args: argparse.Namespace) -> None:
         args.chips, chip_size=args.chip_size, batch_size=args.batch_size, norm=args.norm
     )
     detector = ChangeDetector(dls, arch=args.arch, backbone=args.backbone, pretrained=pretrained)
-    detector.fit(args.epochs, args.lr)
+    detector.fit(args.epochs, lr=args.lr)
     detector.tune_threshold()
     scores = detector.precision_recall_score()
     out = detector.save(args.out, overwrite=args.overwrite)

@@ -44,7 +44,7 @@ def run_demo(out: Path, *, size: int, seed: int, epochs: int, chip_size: int) ->
 
     torch.manual_seed(seed)  # the model's initial weights
     detector = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18", pretrained="auto")
-    detector.fit(epochs, 3e-3)
+    detector.fit(epochs, lr=3e-3)
     detector.tune_threshold()
     scores = detector.precision_recall_score()
     detector.show_results(rows=4).savefig(out / "show_results.png", dpi=110)

@@ -83,7 +83,7 @@ def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> C
     detector = ChangeDetector(
         data, arch=RECIPE["arch"], backbone=RECIPE["backbone"], pretrained=False
     )
-    detector.fit(RECIPE["epochs"], RECIPE["lr"], checkpoint=False, precision=RECIPE["precision"])
+    detector.fit(RECIPE["epochs"], lr=RECIPE["lr"], checkpoint=False, precision=RECIPE["precision"])
     detector.tune_threshold()
     detector.save(package, overwrite=True)
     return detector
@@ -162,6 +162,6 @@ def sample_landcover_classifier(
     torch.manual_seed(recipe["seed"])
     classifier = LandCoverClassifier(data, backbone=recipe["backbone"], pretrained=False)
     # fp32 and the last epoch, as this recipe has always trained (its cache key stays)
-    classifier.fit(recipe["epochs"], recipe["lr"], checkpoint=False, precision="fp32")
+    classifier.fit(recipe["epochs"], lr=recipe["lr"], checkpoint=False, precision="fp32")
     classifier.save(package, overwrite=True)
     return classifier

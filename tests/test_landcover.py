@@ -42,7 +42,7 @@ def easy(tmp_path_factory: pytest.TempPathFactory) -> LandCoverClassifier:
     dls = prepare_landcover_data(folder, size=32, batch_size=8, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
     classifier = LandCoverClassifier(dls, pretrained=False)
-    classifier.fit(3, 3e-3)
+    classifier.fit(3, lr=3e-3)
     return classifier
 
 

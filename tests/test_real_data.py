@@ -82,7 +82,7 @@ def test_six_band_landsat_with_sparse_labels(tmp_path: Path) -> None:
     assert before.shape[1] == 6 and dls.n_bands == 6
     torch.manual_seed(0)
     detector = ChangeDetector(dls, pretrained=False)
-    detector.fit(1, 1e-3, checkpoint=False)
+    detector.fit(1, lr=1e-3, checkpoint=False)
     table = detector.precision_recall_score()
     labelled = sum(int((m != 255).sum()) for _, m in dls.valid_ds)
     assert 0 < table.loc["support"].sum() == labelled < len(dls.valid_ds) * 64 * 64

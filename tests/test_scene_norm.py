@@ -53,7 +53,7 @@ def detector(scenes, tmp_path_factory) -> ChangeDetector:
     torch.manual_seed(0)
     detector = ChangeDetector(dls, arch="fc_siam_diff", pretrained=False)
     with detector.learn.no_bar(), detector.learn.no_logging():
-        detector.fit(4, 1e-2, checkpoint=False, precision="fp32")
+        detector.fit(4, lr=1e-2, checkpoint=False, precision="fp32")
     return detector
 
 

@@ -46,7 +46,7 @@ def test_the_classifier_trains_with_the_detectors_options(
 ) -> None:
     assert classifier._lr is None  # made in the constructor, not on first lr_find
     with classifier.learn.no_bar(), classifier.learn.no_logging():
-        classifier.fit(2, 3e-3, checkpoint=True, monitor="accuracy", precision="bf16")
+        classifier.fit(2, lr=3e-3, checkpoint=True, monitor="accuracy", precision="bf16")
     last = classifier.spec.training["last_fit"]
     assert last == {"epochs": 2, "lr": 3e-3, "one_cycle": True, "precision": "bf16",
                     "average": False}  # fmt: skip

@@ -65,7 +65,7 @@ class LandCoverClassifier(Trainable):
     Example:
         >>> dls = prepare_landcover_data("patches")  # doctest: +SKIP
         >>> classifier = LandCoverClassifier(dls, pretrained=False)  # doctest: +SKIP
-        >>> classifier.fit(3, 1e-3)  # doctest: +SKIP
+        >>> classifier.fit(3, lr=1e-3)  # doctest: +SKIP
         >>> classifier.per_class_accuracy()  # doctest: +SKIP
     """
 
@@ -144,7 +144,7 @@ class LandCoverClassifier(Trainable):
     def _default_lr(self) -> float:
         return self.lr_find(show=False)
 
-    def fine_tune(self, epochs: int, lr: float = 2e-3, *, freeze_epochs: int = 1) -> None:
+    def fine_tune(self, epochs: int, *, lr: float = 2e-3, freeze_epochs: int = 1) -> None:
         """fastai's recipe for pretrained backbones: the head alone first, then everything."""
         self._learner().fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
         self._record_fit(epochs + freeze_epochs, lr, {"fine_tune": True})
