@@ -63,7 +63,7 @@ def main() -> None:
     chips = [
         export_training_data(
             args.data / p / "im1.png", args.data / p / "im2.png", args.data / p / "gt.png",
-            work / p.replace("/", "_"), tile_size=args.chip_size, stride=args.stride,
+            work / p.replace("/", "_"), chip_size=args.chip_size, stride=args.stride,
             image_format="png", progress=False,
         )
         for p in train_pairs

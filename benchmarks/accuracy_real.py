@@ -75,7 +75,7 @@ def airchange(data: Path, work: Path, *, epochs: int) -> Task:
     chips = [
         export_training_data(
             data / p / "im1.png", data / p / "im2.png", data / p / "gt.png",
-            work / "airchange" / p.replace("/", "_"), tile_size=128, stride=128,
+            work / "airchange" / p.replace("/", "_"), chip_size=128, stride=128,
             image_format="png", progress=False,
         )
         for p in train
@@ -111,7 +111,7 @@ def landsat(data: Path, work: Path, *, epochs: int) -> Task:
         )  # fmt: skip
     before, after = (data / "Taizhou" / name for name in LANDSAT["Taizhou"])
     chips = export_training_data(
-        before, after, labels["Taizhou"], work / "landsat" / "Taizhou", tile_size=64,
+        before, after, labels["Taizhou"], work / "landsat" / "Taizhou", chip_size=64,
         stride=32, progress=False,
     )  # fmt: skip
     test = [read(data / "Nanjing" / name) for name in LANDSAT["Nanjing"]]

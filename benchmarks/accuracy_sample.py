@@ -56,7 +56,7 @@ def main() -> None:
         world = make_scene_pair(work / f"train{seed}", size=args.size, seed=seed)
         chips.append(export_training_data(
             world.before, world.after, world.change_polygons, work / f"chips{seed}",
-            tile_size=args.chip_size, stride=args.chip_size // 2, progress=False,
+            chip_size=args.chip_size, stride=args.chip_size // 2, progress=False,
         ))  # fmt: skip
     tests = {s: make_scene_pair(work / f"test{s}", size=args.size, seed=s) for s in test_seeds}
     truth = {s: read(w.change_mask)[0] for s, w in tests.items()}

@@ -25,12 +25,16 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results" / "export_speed.json"
 
 
-def export_once(before: str, after: str, labels: str, out: str, tile: int, stride: int) -> None:
+def export_once(
+    before: str, after: str, labels: str, out: str, chip_size: int, stride: int
+) -> None:
     """Child process: one export, then print its figures as JSON."""
     from cdtools.chips.export import export_training_data
 
     start = time.perf_counter()
-    export_training_data(before, after, labels, out, tile_size=tile, stride=stride, progress=False)
+    export_training_data(
+        before, after, labels, out, chip_size=chip_size, stride=stride, progress=False
+    )
     seconds = time.perf_counter() - start
     chips = json.loads((Path(out) / "export.json").read_text())["counts"]["chips"]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -40,7 +44,7 @@ def export_once(before: str, after: str, labels: str, out: str, tile: int, strid
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=8192)
-    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--chip-size", type=int, default=256)
     parser.add_argument("--strides", default="256,64")
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "cdtools-bench"
@@ -70,7 +74,7 @@ def main() -> None:
                 str(world_dir / "after.tif"),
                 str(world_dir / "change_polygons.geojson"),
                 str(out),
-                str(args.tile),
+                str(args.chip_size),
                 str(stride),
             ],
             check=True,
@@ -83,7 +87,7 @@ def main() -> None:
         runs.append(
             {
                 "stride": stride,
-                "tile_size": args.tile,
+                "chip_size": args.chip_size,
                 "chips": figures["chips"],
                 "seconds": round(figures["seconds"], 1),
                 "chips_per_s": round(figures["chips"] / figures["seconds"], 1),

@@ -29,7 +29,7 @@ from cdtools.synthetic import make_scene_pair
 def evaluate(size: int, seed: int, folder: Path) -> dict[str, float]:
     """Make one sample world and score the naive baseline on it."""
     start = time.perf_counter()
-    world = make_scene_pair(folder / f"seed{seed}", size=size, seed=seed, if_exists="overwrite")
+    world = make_scene_pair(folder / f"seed{seed}", size=size, seed=seed, overwrite=True)
     seconds = time.perf_counter() - start
     with (
         rasterio.open(world.before) as b,

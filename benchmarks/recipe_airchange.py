@@ -31,7 +31,7 @@ RESULTS = Path(__file__).parent / "results" / "recipe_airchange.json"
 BASE: dict[str, Any] = {
     "arch": "fc_siam_diff",
     "loss": {},
-    "export_tile": 128,
+    "export_chip_size": 128,
     "stride": 64,
     "chip_size": 128,
     "epochs": 8,
@@ -77,7 +77,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # chip count at the same budget: stride 64 (4x the chips, a quarter of the epochs);
     # larger stored chips with random 128 px crops from them each epoch
     "diff_s64": config(epochs=2),  # the same chip passes as 8 epochs at stride 128
-    "diff_t256_s128": config(export_tile=256, stride=128),  # 128 px crops of 256 px chips
+    "diff_t256_s128": config(export_chip_size=256, stride=128),  # 128 px crops of 256 px chips
     # loss for rare change
     "diff_s128_focal": config(stride=128, loss={"focal_gamma": 2.0}),
     "diff_s128_bce": config(stride=128, loss={"dice_weight": 0.0}),
@@ -97,7 +97,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         for name, arch in (("diff", "fc_siam_diff"), ("conc", "fc_siam_conc"))
         for seed in (0, 1, 2)
     },
-    "diff_t256_s128_e20": config(export_tile=256, stride=128, epochs=20),
+    "diff_t256_s128_e20": config(export_chip_size=256, stride=128, epochs=20),
     # knobs of the default (FC-Siam-conc, 12 epochs, best epoch kept), each over seeds 1
     # and 2 so that it sits beside conc_e12_seed1 and conc_e12_seed2
     **{
@@ -108,15 +108,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def export(data: Path, work: Path, pairs: list[str], tile: int, stride: int) -> list[Path]:
-    """Chips of every training pair at ``tile``/``stride``, made once per run and folder."""
+def export(data: Path, work: Path, pairs: list[str], chip_size: int, stride: int) -> list[Path]:
+    """Chips of every training pair at ``chip_size``/``stride``, made once per run and folder."""
     folders = []
     for p in pairs:
-        folder = work / f"t{tile}_s{stride}" / p.replace("/", "_")
+        folder = work / f"t{chip_size}_s{stride}" / p.replace("/", "_")
         if not folder.exists():
             export_training_data(
                 data / p / "im1.png", data / p / "im2.png", data / p / "gt.png", folder,
-                tile_size=tile, stride=stride, image_format="png", progress=False,
+                chip_size=chip_size, stride=stride, image_format="png", progress=False,
             )  # fmt: skip
         folders.append(folder)
     return folders
@@ -125,7 +125,11 @@ def export(data: Path, work: Path, pairs: list[str], tile: int, stride: int) -> 
 def run(name: str, cfg: dict[str, Any], data: Path, work: Path) -> dict[str, Any]:
     pairs = sorted(str(p.parent.relative_to(data)) for p in data.rglob("im1.png"))
     chips = export(
-        data, work, [p for p in pairs if p not in TEST_PAIRS], cfg["export_tile"], cfg["stride"]
+        data,
+        work,
+        [p for p in pairs if p not in TEST_PAIRS],
+        cfg["export_chip_size"],
+        cfg["stride"],
     )
     detector, seconds = train(
         cfg["arch"], chips, epochs=cfg["epochs"], lr=cfg["lr"], chip_size=cfg["chip_size"],

@@ -215,9 +215,7 @@ def main() -> None:
         sizes = json.loads(out_path.read_text())["sizes"]
     for size in (int(s) for s in args.sizes.split(",")):
         sizes = [entry for entry in sizes if entry["size"] != size]
-        world = make_scene_pair(
-            args.workdir / f"world_{size}", size=size, seed=0, if_exists="reuse"
-        )
+        world = make_scene_pair(args.workdir / f"world_{size}", size=size, seed=0)
         files = (str(world.before), str(world.after), str(model_path))
         ref_path = args.workdir / f"reference_{size}.npy"
         ref_figures = run_child("reference", *files, str(ref_path), args.device)

@@ -44,7 +44,7 @@ def train(
     with detector.learn.no_bar(), detector.learn.no_logging():
         if lr is None:
             lr = detector.lr_find(show=False)
-        detector.fit(epochs, lr, **({"checkpoint": False} | fit_options))
+        detector.fit(epochs, lr=lr, **({"checkpoint": False} | fit_options))
     seconds = time.perf_counter() - start
     detector.tune_threshold()
     return detector, seconds

@@ -57,12 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("after", type=Path)
     export.add_argument("labels", type=Path, help="change polygons or a label raster")
     export.add_argument("out", type=Path, help="chips folder to create")
-    export.add_argument("--tile-size", type=int, default=256)
+    export.add_argument("--chip-size", type=int, default=256, help="chip width and height")
     export.add_argument("--stride", type=int, default=64)
     export.add_argument("--min-change-fraction", type=float, default=0.0)
     export.add_argument("--format", choices=("tif", "png"), default="tif")
     export.add_argument("--layout", choices=("arcgis", "levir"), default="arcgis")
     export.add_argument("--overwrite", action="store_true")
+    export.add_argument("--no-progress", action="store_true", help="no progress bar")
     export.set_defaults(run=_export)
 
     train = commands.add_parser("train", help="train a change detector on a chips folder")
@@ -203,12 +204,13 @@ def _export(args: argparse.Namespace) -> None:
         args.after,
         args.labels,
         args.out,
-        tile_size=args.tile_size,
+        chip_size=args.chip_size,
         stride=args.stride,
         min_change_fraction=args.min_change_fraction,
         image_format=args.format,
         layout=args.layout,
         overwrite=args.overwrite,
+        progress=not args.no_progress,
     )
     log.info("chips written to %s", out)
 
@@ -222,7 +224,7 @@ def _train(args: argparse.Namespace) -> None:
         args.chips, chip_size=args.chip_size, batch_size=args.batch_size, norm=args.norm
     )
     detector = ChangeDetector(dls, arch=args.arch, backbone=args.backbone, pretrained=pretrained)
-    detector.fit(args.epochs, args.lr)
+    detector.fit(args.epochs, lr=args.lr)
     detector.tune_threshold()
     scores = detector.precision_recall_score()
     out = detector.save(args.out, overwrite=args.overwrite)

@@ -26,13 +26,13 @@ def run_demo(out: Path, *, size: int, seed: int, epochs: int, chip_size: int) ->
     from cdtools.synthetic import make_scene_pair
 
     out.mkdir(parents=True, exist_ok=True)
-    world = make_scene_pair(out / "sample", size=size, seed=seed, if_exists="overwrite")
+    world = make_scene_pair(out / "sample", size=size, seed=seed, overwrite=True)
     log.info("1/5 sample world in %s", world.folder)
     figure = show_scene(world.before, world.after, polygons=world.change_polygons)
     figure.savefig(out / "scene.png", dpi=110)
     chips = export_training_data(
         world.before, world.after, world.change_polygons, out / "chips",
-        tile_size=chip_size, stride=chip_size // 2, overwrite=True,
+        chip_size=chip_size, stride=chip_size // 2, overwrite=True,
     )  # fmt: skip
     show_chip_index(chips / "chips.geojson", scene=world.before).savefig(out / "chip_index.png")
     log.info("2/5 chips in %s", chips)
@@ -44,7 +44,7 @@ def run_demo(out: Path, *, size: int, seed: int, epochs: int, chip_size: int) ->
 
     torch.manual_seed(seed)  # the model's initial weights
     detector = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18", pretrained="auto")
-    detector.fit(epochs, 3e-3)
+    detector.fit(epochs, lr=3e-3)
     detector.tune_threshold()
     scores = detector.precision_recall_score()
     detector.show_results(rows=4).savefig(out / "show_results.png", dpi=110)
@@ -55,7 +55,7 @@ def run_demo(out: Path, *, size: int, seed: int, epochs: int, chip_size: int) ->
         model, scores.loc["f1", "Change"], scores.loc["precision", "Change"],
         scores.loc["recall", "Change"], detector.threshold,
     )  # fmt: skip
-    test = make_scene_pair(out / "test_scene", size=size, seed=seed + 1, if_exists="overwrite")
+    test = make_scene_pair(out / "test_scene", size=size, seed=seed + 1, overwrite=True)
     change = write_raster(
         predict_scene(detector, load_pair(test.before, test.after)),
         out / "change.tif", overwrite=True, progress=False,

@@ -28,7 +28,7 @@ class LabelError(CdtoolsError):
 
 
 class ParameterError(CdtoolsError, ValueError):
-    """An option has a value that cannot work (a stride of 0, a tile larger than the scene)."""
+    """An option has a value that cannot work (a stride of 0, a chip larger than the scene)."""
 
 
 class OutputExistsError(CdtoolsError, FileExistsError):

@@ -53,7 +53,7 @@ def _one_process_at_a_time(kind: str) -> Callable[[Callable[..., Model]], Callab
 RECIPE: dict[str, Any] = {
     "world_size": 768,
     "world_seed": 0,
-    "tile_size": 128,
+    "chip_size": 128,
     "stride": 64,
     "batch_size": 8,
     "arch": "siamese_unet",
@@ -96,10 +96,10 @@ def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> C
     if not (chips / "export.json").exists():
         export_training_data(
             world.before, world.after, world.change_polygons, chips,
-            tile_size=RECIPE["tile_size"], stride=RECIPE["stride"], progress=False,
+            chip_size=RECIPE["chip_size"], stride=RECIPE["stride"], progress=False,
         )  # fmt: skip
     data = prepare_data(
-        chips, chip_size=RECIPE["tile_size"], batch_size=RECIPE["batch_size"],
+        chips, chip_size=RECIPE["chip_size"], batch_size=RECIPE["batch_size"],
         seed=RECIPE["seed"], norm=RECIPE["norm"],
     )  # fmt: skip
     package = folder / "model"
@@ -110,7 +110,7 @@ def sample_detector(*, root: PathLike | None = None, retrain: bool = False) -> C
     detector = ChangeDetector(
         data, arch=RECIPE["arch"], backbone=RECIPE["backbone"], pretrained=False
     )
-    detector.fit(RECIPE["epochs"], RECIPE["lr"], checkpoint=False, precision=RECIPE["precision"])
+    detector.fit(RECIPE["epochs"], lr=RECIPE["lr"], checkpoint=False, precision=RECIPE["precision"])
     detector.tune_threshold()
     detector.save(package, overwrite=True)
     return detector
@@ -190,6 +190,6 @@ def sample_landcover_classifier(
     torch.manual_seed(recipe["seed"])
     classifier = LandCoverClassifier(data, backbone=recipe["backbone"], pretrained=False)
     # fp32 and the last epoch, as this recipe has always trained (its cache key stays)
-    classifier.fit(recipe["epochs"], recipe["lr"], checkpoint=False, precision="fp32")
+    classifier.fit(recipe["epochs"], lr=recipe["lr"], checkpoint=False, precision="fp32")
     classifier.save(package, overwrite=True)
     return classifier

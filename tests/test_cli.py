@@ -31,7 +31,7 @@ def test_export_train_predict_from_the_command_line(
 ) -> None:
     chips = tmp_path / "chips"
     args = [str(pair.before), str(pair.after), str(pair.polygons), str(chips)]
-    assert main(["export", *args, "--tile-size", "64", "--stride", "64"]) == 0
+    assert main(["export", *args, "--chip-size", "64", "--stride", "64", "--no-progress"]) == 0
     assert json.loads((chips / "export.json").read_text())["counts"]["chips"] == 5 * 4
     model = tmp_path / "model"
     assert (

@@ -29,7 +29,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChangeDetector, P
         pair.after,
         pair.polygons,
         folder / "chips",
-        tile_size=64,
+        chip_size=64,
         stride=32,
         progress=False,
     )
@@ -40,7 +40,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChangeDetector, P
     )
     torch.manual_seed(0)
     detector = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18", pretrained=False)
-    detector.fit(6, 1e-2, checkpoint=True, monitor="f1")
+    detector.fit(6, lr=1e-2, checkpoint=True, monitor="f1")
     return detector, pair
 
 
@@ -177,7 +177,7 @@ def test_bad_options(trained: tuple[ChangeDetector, Pair]) -> None:
     with pytest.raises(ParameterError, match="does not take these options"):
         ChangeDetector(detector.data, pretrained=False, attention_type="PAM")
     with pytest.raises(ParameterError, match="monitor"):
-        detector.fit(1, 1e-3, monitor="accuracy")
+        detector.fit(1, lr=1e-3, monitor="accuracy")
 
 
 class TinyNet(torch.nn.Module):
@@ -251,11 +251,11 @@ def test_fit_without_labels_is_refused(pair: Pair, tmp_path: Path) -> None:
         nothing, np.zeros((300, 200), np.uint8), transform=pair.transform, crs="EPSG:32614"
     )
     chips = export_training_data(
-        pair.before, pair.after, nothing, tmp_path / "c", tile_size=64, stride=64, progress=False
+        pair.before, pair.after, nothing, tmp_path / "c", chip_size=64, stride=64, progress=False
     )
     detector = ChangeDetector(prepare_data(chips, chip_size=64), pretrained=False)
     with pytest.raises(LabelError, match="hold no change"):
-        detector.fit(1, 1e-3)
+        detector.fit(1, lr=1e-3)
 
 
 def test_broken_and_future_packages_are_refused(

@@ -28,7 +28,7 @@ def test_chip_counts_follow_tile_and_stride(pair: Pair, tmp_path: Path) -> None:
             pair.after,
             pair.polygons,
             tmp_path / f"c{tile}_{stride}",
-            tile_size=tile,
+            chip_size=tile,
             stride=stride,
             progress=False,
         )
@@ -47,7 +47,7 @@ def test_chips_are_georeferenced_windows_of_the_scene(pair: Pair, tmp_path: Path
         pair.after,
         pair.polygons,
         tmp_path / "chips",
-        tile_size=64,
+        chip_size=64,
         stride=32,
         progress=False,
     )
@@ -69,7 +69,7 @@ def test_labels_match_the_polygon_and_edge_chips_are_padded(pair: Pair, tmp_path
         pair.after,
         pair.polygons,
         tmp_path / "chips",
-        tile_size=64,
+        chip_size=64,
         stride=32,
         progress=False,
     )
@@ -94,7 +94,7 @@ def test_levir_layout_uses_a_b_label_and_0_255(pair: Pair, tmp_path: Path) -> No
         pair.after,
         pair.polygons,
         tmp_path / "chips",
-        tile_size=100,
+        chip_size=100,
         stride=100,
         layout="levir",
         progress=False,
@@ -111,7 +111,7 @@ def test_label_raster_and_min_change_fraction(pair: Pair, tmp_path: Path) -> Non
         pair.after,
         pair.mask,
         tmp_path / "chips",
-        tile_size=50,
+        chip_size=50,
         stride=50,
         min_change_fraction=0.5,
         progress=False,
@@ -144,7 +144,7 @@ def test_png_pairs_without_georeferencing(tmp_path: Path) -> None:
         tmp_path / "im2.png",
         tmp_path / "gt.png",
         tmp_path / "chips",
-        tile_size=64,
+        chip_size=64,
         stride=32,
         image_format="png",
         progress=False,
@@ -164,7 +164,7 @@ def test_bad_options(pair: Pair, tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="stride must be a positive"):
         export_training_data(*args, stride=0)
     with pytest.raises(ParameterError, match="larger than the scene"):
-        export_training_data(*args, tile_size=256)
+        export_training_data(*args, chip_size=256)
     with pytest.raises(ParameterError, match="layout"):
         export_training_data(*args, layout="coco")
     assert not (tmp_path / "chips").exists()
@@ -174,11 +174,11 @@ def test_labels_empty_or_elsewhere(pair: Pair, tmp_path: Path) -> None:
     empty = tmp_path / "empty.geojson"
     gpd.GeoDataFrame({"kind": []}, geometry=[], crs=CRS).to_file(empty)
     with pytest.raises(LabelError, match="no features"):
-        export_training_data(pair.before, pair.after, empty, tmp_path / "c", tile_size=64)
+        export_training_data(pair.before, pair.after, empty, tmp_path / "c", chip_size=64)
     far = tmp_path / "far.geojson"
     gpd.read_file(pair.polygons).translate(0.5, 0.0).to_file(far)  # half a degree east
     with pytest.raises(LabelError, match="fall inside the imagery"):
-        export_training_data(pair.before, pair.after, far, tmp_path / "c", tile_size=64)
+        export_training_data(pair.before, pair.after, far, tmp_path / "c", chip_size=64)
     assert not (tmp_path / "c").exists()
 
 
@@ -204,21 +204,21 @@ def test_pair_that_does_not_match(pair: Pair, tmp_path: Path) -> None:
 def test_existing_output_is_refused_then_replaced_whole(pair: Pair, tmp_path: Path) -> None:
     out = tmp_path / "chips"
     export_training_data(
-        pair.before, pair.after, pair.polygons, out, tile_size=100, stride=100, progress=False
+        pair.before, pair.after, pair.polygons, out, chip_size=100, stride=100, progress=False
     )
     with pytest.raises(OutputExistsError, match="overwrite=True"):
-        export_training_data(pair.before, pair.after, pair.polygons, out, tile_size=64)
+        export_training_data(pair.before, pair.after, pair.polygons, out, chip_size=64)
     export_training_data(
         pair.before,
         pair.after,
         pair.polygons,
         out,
-        tile_size=64,
+        chip_size=64,
         stride=64,
         overwrite=True,
         progress=False,
     )
-    assert json.loads((out / "export.json").read_text())["tile_size"] == 64
+    assert json.loads((out / "export.json").read_text())["chip_size"] == 64
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chips", "scene"]
     user = tmp_path / "notes"
     user.mkdir()
@@ -233,7 +233,7 @@ def test_interrupted_export_leaves_the_old_one_untouched(
 ) -> None:
     out = tmp_path / "chips"
     export_training_data(
-        pair.before, pair.after, pair.polygons, out, tile_size=100, stride=100, progress=False
+        pair.before, pair.after, pair.polygons, out, chip_size=100, stride=100, progress=False
     )
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     calls = {"n": 0}
@@ -252,7 +252,7 @@ def test_interrupted_export_leaves_the_old_one_untouched(
             pair.after,
             pair.polygons,
             out,
-            tile_size=64,
+            chip_size=64,
             stride=32,
             overwrite=True,
             progress=False,

@@ -20,7 +20,7 @@ def tiny_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pair = make_pair(folder / "scene", height=128, width=128, square=(30, 70, 40, 90))
     return export_training_data(
         pair.before, pair.after, pair.polygons, folder / "chips",
-        tile_size=64, stride=32, progress=False,
+        chip_size=64, stride=32, progress=False,
     )  # fmt: skip
 
 
@@ -65,7 +65,7 @@ def test_fc_siam_diff_package_round_trip(tmp_path: Path, tiny_chips: Path) -> No
     torch.manual_seed(0)
     detector = ChangeDetector(dls, arch="fc_siam_diff", pretrained=False)
     with detector.learn.no_bar(), detector.learn.no_logging():
-        detector.fit(1, 1e-3, checkpoint=False)
+        detector.fit(1, lr=1e-3, checkpoint=False)
     path = detector.save(tmp_path / "fc", overwrite=True)
     again = ChangeDetector.from_model(path)
     x = torch.randn(1, dls.n_bands, 64, 64)
@@ -83,7 +83,7 @@ def test_bf16_training_learns_and_leaves_an_fp32_model(tiny_chips: Path) -> None
     detector = ChangeDetector(dls, arch="fc_siam_diff", pretrained=False)
     before = {k: v.clone() for k, v in detector.model.state_dict().items()}
     with detector.learn.no_bar(), detector.learn.no_logging():
-        detector.fit(2, 1e-3, checkpoint=False, precision="bf16")
+        detector.fit(2, lr=1e-3, checkpoint=False, precision="bf16")
     state = detector.model.state_dict()
     assert all(v.dtype == before[k].dtype for k, v in state.items())
     assert not torch.equal(state["head.weight"], before["head.weight"])
@@ -102,7 +102,7 @@ def test_weight_averaging_keeps_the_best_average(tiny_chips: Path) -> None:
     torch.manual_seed(0)
     detector = ChangeDetector(dls, arch="fc_siam_conc", pretrained=False)
     with detector.learn.no_bar(), detector.learn.no_logging():
-        detector.fit(3, 1e-3, precision="fp32", average=True)
+        detector.fit(3, lr=1e-3, precision="fp32", average=True)
         # Every epoch was validated on the average, and the checkpoint kept the best of them.
         best = min(v[1] for v in detector.learn.recorder.values)
         valid_loss = detector.learn.validate()[0]  # (this resets the recorder)
@@ -119,6 +119,6 @@ def test_fp16_training_on_a_cpu_is_refused(tiny_chips: Path) -> None:
     dls = prepare_data(tiny_chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
     detector = ChangeDetector(dls, arch="fc_siam_diff", pretrained=False)
     with pytest.raises(ParameterError, match="GPU"):
-        detector.fit(1, 1e-3, precision="fp16")
+        detector.fit(1, lr=1e-3, precision="fp16")
     with pytest.raises(ParameterError, match="precision must be"):
-        detector.fit(1, 1e-3, precision="int8")  # type: ignore[arg-type]
+        detector.fit(1, lr=1e-3, precision="int8")  # type: ignore[arg-type]

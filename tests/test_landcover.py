@@ -39,10 +39,10 @@ def easy_image(name: str, *, size: int = 32, seed: int = 1) -> np.ndarray:
 @pytest.fixture(scope="module")
 def easy(tmp_path_factory: pytest.TempPathFactory) -> LandCoverClassifier:
     folder = write_easy_patches(tmp_path_factory.mktemp("easy") / "patches")
-    dls = prepare_landcover_data(folder, size=32, batch_size=8, valid_pct=0.25, seed=0)
+    dls = prepare_landcover_data(folder, size=32, batch_size=8, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
     classifier = LandCoverClassifier(dls, pretrained=False)
-    classifier.fit(3, 3e-3)
+    classifier.fit(3, lr=3e-3)
     return classifier
 
 
@@ -61,7 +61,7 @@ class FakePatch:
 # ----------------------------------------------------------------------- data
 def test_dataloaders_from_class_folders(tmp_path: Path) -> None:
     folder = make_landcover_patches(tmp_path / "patches", n_per_class=5, size=32)
-    dls = prepare_landcover_data(folder, size=32, batch_size=8, valid_pct=0.2, seed=0)
+    dls = prepare_landcover_data(folder, size=32, batch_size=8, val_split_pct=0.2, seed=0)
     assert dls.classes == EUROSAT_CLASSES and dls.colours == LANDCOVER_COLOURS
     assert (len(dls.train_ds), len(dls.valid_ds)) == (40, 10)  # one of five per class
     valid_classes = sorted(dls.classes[int(y)] for _, y in dls.valid_ds)
@@ -70,8 +70,9 @@ def test_dataloaders_from_class_folders(tmp_path: Path) -> None:
     assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert abs(float(x.mean())) < 0.5 and 0.5 < float(x.std()) < 1.5  # normalised
     assert len(dls.stats.mean) == 3 and all(0 < m < 255 for m in dls.stats.mean)
-    assert dls.show_batch(n=4).axes
-    again = prepare_landcover_data(folder, size=32, batch_size=8, valid_pct=0.2, seed=0)
+    grid = dls.show_batch(rows=1, columns=3)  # rows x columns patches, titled
+    assert len(grid.axes) == 3 and all(ax.get_title() for ax in grid.axes)
+    again = prepare_landcover_data(folder, size=32, batch_size=8, val_split_pct=0.2, seed=0)
     assert [str(p) for p in again.valid_ds.items] == [str(p) for p in dls.valid_ds.items]
 
 
@@ -113,8 +114,8 @@ def test_a_folder_without_class_folders_is_refused(tmp_path: Path) -> None:
     (tmp_path / "flat" / "empty_class").mkdir()
     with pytest.raises(PatchesFolderError, match="found 0"):
         prepare_landcover_data(tmp_path / "flat")
-    with pytest.raises(ParameterError, match="valid_pct"):
-        prepare_landcover_data(tmp_path / "flat", valid_pct=0)
+    with pytest.raises(ParameterError, match="val_split_pct"):
+        prepare_landcover_data(tmp_path / "flat", val_split_pct=0)
 
 
 # ----------------------------------------------------------------- classifier
@@ -127,7 +128,8 @@ def test_classifier_learns_easy_classes(easy: LandCoverClassifier) -> None:
     assert easy.accuracy() > 0.6  # chance is 1/3
     matrix = easy.confusion_matrix()
     assert matrix.shape == (3, 3) and matrix.to_numpy().sum() == 12
-    assert easy.show_results(n=4).axes
+    grid = easy.show_results(rows=2, columns=3)
+    assert len(grid.axes) == 6 and all(ax.get_title() for ax in grid.axes)
 
 
 def test_predict_resizes_and_returns_probabilities(easy: LandCoverClassifier) -> None:

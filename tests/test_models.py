@@ -226,12 +226,12 @@ def test_tinycd_package_round_trip_and_predict_scene(tmp_path: Path) -> None:
     pair = make_pair(tmp_path / "scene", height=128, width=128, square=(30, 70, 40, 90))
     chips = export_training_data(
         pair.before, pair.after, pair.polygons, tmp_path / "chips",
-        tile_size=64, stride=32, progress=False,
+        chip_size=64, stride=32, progress=False,
     )  # fmt: skip
     dls = prepare_data(chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
     detector = ChangeDetector(dls, arch="tinycd", backbone="efficientnet-b4", pretrained=False)
-    detector.fit(1, 1e-2)
+    detector.fit(1, lr=1e-2)
     folder = detector.save(tmp_path / "model")
     loaded = ChangeDetector.from_model(folder)
     assert loaded.spec.arch == "tinycd" and loaded.spec.backbone == "efficientnet-b4"

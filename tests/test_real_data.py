@@ -33,7 +33,7 @@ def test_sztaki_pair_exports_and_loads(tmp_path: Path) -> None:
         SZTAKI / "im2.png",
         SZTAKI / "gt.png",
         tmp_path / "szada1",
-        tile_size=256,
+        chip_size=256,
         stride=128,
         image_format="png",
         progress=False,
@@ -73,7 +73,7 @@ def test_six_band_landsat_with_sparse_labels(tmp_path: Path) -> None:
     write_geotiff(label_file, labels, transform=grid.transform, crs=grid.crs)
     chips = export_training_data(
         TAIZHOU / "2000TM", TAIZHOU / "2003TM", label_file, tmp_path / "chips",
-        tile_size=64, stride=64, progress=False,
+        chip_size=64, stride=64, progress=False,
     )  # fmt: skip
     with rasterio.open(next((chips / "images_before").iterdir())) as src:
         assert src.count == 6 and src.crs.to_epsg() == 32651 and src.res == (30.0, 30.0)
@@ -82,7 +82,7 @@ def test_six_band_landsat_with_sparse_labels(tmp_path: Path) -> None:
     assert before.shape[1] == 6 and dls.n_bands == 6
     torch.manual_seed(0)
     detector = ChangeDetector(dls, pretrained=False)
-    detector.fit(1, 1e-3, checkpoint=False)
+    detector.fit(1, lr=1e-3, checkpoint=False)
     table = detector.precision_recall_score()
     labelled = sum(int((m != 255).sum()) for _, m in dls.valid_ds)
     assert 0 < table.loc["support"].sum() == labelled < len(dls.valid_ds) * 64 * 64

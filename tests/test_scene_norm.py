@@ -47,13 +47,13 @@ def detector(scenes, tmp_path_factory) -> ChangeDetector:
     pair, _, after = scenes
     chips = export_training_data(
         pair.before, after, pair.polygons, tmp_path_factory.mktemp("chips") / "chips",
-        tile_size=64, stride=32, progress=False,
+        chip_size=64, stride=32, progress=False,
     )  # fmt: skip
     dls = prepare_data(chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
     detector = ChangeDetector(dls, arch="fc_siam_diff", pretrained=False)
     with detector.learn.no_bar(), detector.learn.no_logging():
-        detector.fit(4, 1e-2, checkpoint=False, precision="fp32")
+        detector.fit(4, lr=1e-2, checkpoint=False, precision="fp32")
     return detector
 
 

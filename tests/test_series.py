@@ -139,11 +139,9 @@ def test_existing_series_is_reused_overwritten_or_refused(tmp_path: Path) -> Non
     stamp = first.scenes[0].stat().st_mtime_ns
     again = make_time_series(tmp_path, dates=4, size=128, nir=True, start_year=2000)
     assert again == first and first.scenes[0].stat().st_mtime_ns == stamp  # reused
-    with pytest.raises(OutputExistsError, match="if_exists='overwrite'"):
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
         make_time_series(tmp_path, dates=3, size=128)
-    with pytest.raises(OutputExistsError, match="already holds a sample time series"):
-        make_time_series(tmp_path, dates=4, size=128, nir=True, start_year=2000, if_exists="error")
-    shorter = make_time_series(tmp_path, dates=2, size=128, start_year=2000, if_exists="overwrite")
+    shorter = make_time_series(tmp_path, dates=2, size=128, start_year=2000, overwrite=True)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == [
         "2000-07-01.tif",
@@ -165,7 +163,6 @@ def test_existing_series_is_reused_overwritten_or_refused(tmp_path: Path) -> Non
         ({"size": 100}, r"size must be a positive multiple of 64 pixels \(got 100\); try 512"),
         ({"seed": -1}, "seed must be a non-negative integer"),
         ({"start_year": 9999}, r"start_year must be a year from 1 to 9996 .* try start_year=2018"),
-        ({"if_exists": "keep"}, "if_exists must be 'reuse', 'overwrite' or 'error'"),
     ],
 )
 def test_bad_arguments_say_what_works(tmp_path: Path, options: dict, message: str) -> None:

@@ -169,7 +169,7 @@ def test_sparse_labels_export_and_load_with_255_outside_the_samples(tmp_path: Pa
     )
     labels = masks_to_labels(change, unchanged, tmp_path / "labels.tif", like=before)
     chips = export_training_data(
-        before, after, labels, tmp_path / "chips", tile_size=32, stride=32, progress=False
+        before, after, labels, tmp_path / "chips", chip_size=32, stride=32, progress=False
     )
 
     summary = json.loads((chips / "export.json").read_text())
@@ -213,7 +213,7 @@ def test_taizhou_sample_masks_export_six_band_chips(tmp_path: Path) -> None:
         TAIZHOU / "2003TM",
         labels,
         tmp_path / "chips",
-        tile_size=64,
+        chip_size=64,
         stride=32,
         progress=False,
     )

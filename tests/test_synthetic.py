@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -174,22 +175,23 @@ def test_bad_size_raises_parameter_error(tmp_path: Path, size: object) -> None:
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("options", [{"seed": -1}, {"origin": (1.0,)}, {"if_exists": "keep"}])
+@pytest.mark.parametrize("options", [{"seed": -1}, {"origin": (1.0,)}])
 def test_bad_options_raise_parameter_error(tmp_path: Path, options: dict) -> None:
     with pytest.raises(ParameterError):
         make_scene_pair(tmp_path, size=64, **options)
 
 
-def test_existing_world_is_reused_or_refused(tmp_path: Path) -> None:
+def test_existing_world_is_reused_refused_or_overwritten(tmp_path: Path) -> None:
     world = make_scene_pair(tmp_path, size=64, seed=0)
     written = world.before.stat().st_mtime_ns
     assert make_scene_pair(tmp_path, size=64, seed=0) == world
     assert world.before.stat().st_mtime_ns == written
-    with pytest.raises(OutputExistsError, match="other arguments"):
+    with pytest.raises(OutputExistsError, match=r"other arguments.*overwrite=True"):
         make_scene_pair(tmp_path, size=64, seed=1)
-    with pytest.raises(OutputExistsError):
-        make_scene_pair(tmp_path, size=64, seed=0, if_exists="error")
-    make_scene_pair(tmp_path, size=64, seed=1, if_exists="overwrite")
+    make_scene_pair(tmp_path, size=64, seed=0, overwrite=True)
+    assert world.before.stat().st_mtime_ns != written  # made again, same arguments or not
+    make_scene_pair(tmp_path, size=64, seed=1, overwrite=True)
+    assert json.loads((tmp_path / "sample_world.json").read_text())["seed"] == 1
 
 
 def test_classes_and_colours() -> None:

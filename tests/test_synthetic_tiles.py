@@ -86,14 +86,10 @@ def test_same_arguments_reuse_other_arguments_refuse_overwrite_replaces(
     assert again == first and [p.stat().st_mtime_ns for p in again] == stamps
     with pytest.raises(OutputExistsError, match="other arguments"):
         reproject_to_tiles(world.after, tmp_path, crs="EPSG:3857", resolution=2.0)
-    with pytest.raises(OutputExistsError, match="if_exists='overwrite'"):
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
         reproject_to_tiles(world.before, tmp_path, crs="EPSG:3857", resolution=1.0)
-    with pytest.raises(OutputExistsError):
-        reproject_to_tiles(
-            world.after, tmp_path, crs="EPSG:3857", resolution=1.0, if_exists="error"
-        )
     replaced = reproject_to_tiles(
-        world.after, tmp_path, crs="EPSG:3857", resolution=1.0, tiles=(1, 3), if_exists="overwrite"
+        world.after, tmp_path, crs="EPSG:3857", resolution=1.0, tiles=(1, 3), overwrite=True
     )
     assert sorted(tmp_path.glob("*.tif")) == sorted(replaced) and len(replaced) == 3
 
@@ -107,7 +103,6 @@ def test_same_arguments_reuse_other_arguments_refuse_overwrite_replaces(
         ({"crs": "EPSG:3857", "resolution": 1.0, "tiles": (0, 2)}, "tiles"),
         ({"crs": "EPSG:3857", "resolution": 1.0, "tiles": 4}, "tiles"),
         ({"crs": "EPSG:3857", "resolution": 1.0, "resampling": "fancy"}, "resampling"),
-        ({"crs": "EPSG:3857", "resolution": 1.0, "if_exists": "keep"}, "if_exists"),
         ({"crs": "EPSG:3857", "resolution": 100.0, "tiles": (4, 4)}, "too small"),
     ],
 )

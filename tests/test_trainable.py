@@ -36,7 +36,7 @@ def test_from_model_takes_data_by_keyword_only() -> None:
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory: pytest.TempPathFactory) -> LandCoverClassifier:
     folder = write_easy_patches(tmp_path_factory.mktemp("trainable") / "patches", n=8)
-    dls = prepare_landcover_data(folder, size=32, batch_size=8, valid_pct=0.25, seed=0)
+    dls = prepare_landcover_data(folder, size=32, batch_size=8, val_split_pct=0.25, seed=0)
     torch.manual_seed(0)
     return LandCoverClassifier(dls, pretrained=False)
 
@@ -46,7 +46,7 @@ def test_the_classifier_trains_with_the_detectors_options(
 ) -> None:
     assert classifier._lr is None  # made in the constructor, not on first lr_find
     with classifier.learn.no_bar(), classifier.learn.no_logging():
-        classifier.fit(2, 3e-3, checkpoint=True, monitor="accuracy", precision="bf16")
+        classifier.fit(2, lr=3e-3, checkpoint=True, monitor="accuracy", precision="bf16")
     last = classifier.spec.training["last_fit"]
     assert last == {"epochs": 2, "lr": 3e-3, "one_cycle": True, "precision": "bf16",
                     "average": False}  # fmt: skip

@@ -37,7 +37,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> ChangeDataLoaders:
     pair = make_pair(folder / "scene", height=192, width=192, square=(30, 70, 40, 90))
     chips = export_training_data(
         pair.before, pair.after, pair.polygons, folder / "chips",
-        tile_size=64, stride=32, progress=False,
+        chip_size=64, stride=32, progress=False,
     )  # fmt: skip
     return prepare_data(chips, chip_size=64, batch_size=4, val_split_pct=0.25, seed=0)
 

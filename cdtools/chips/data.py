@@ -40,6 +40,7 @@ STATS_SAMPLE = 256  # training chips read to estimate the normalisation statisti
 
 
 SCENE_STATS_PIXELS = 1_000_000  # pixels per date read to estimate a scene's statistics
+NormSource = Literal["scene", "dataset", "imagenet"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class NormStats:
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    source: str = "dataset"
+    source: NormSource = "dataset"
 
     @property
     def per_scene(self) -> bool:
@@ -245,7 +246,7 @@ def prepare_data(
     transforms: Literal["default"] | None = "default",
     seed: int = 42,
     bands: Sequence[int] | None = None,
-    norm: Literal["scene", "dataset", "imagenet"] | NormStats = "scene",
+    norm: NormSource | NormStats = "scene",
     num_workers: int = 0,
 ) -> ChangeDataLoaders:
     """Make fastai DataLoaders of ((before, after), mask) from a folder of chips.
@@ -302,7 +303,7 @@ def prepare_data(
     elif norm == "imagenet":
         stats = _imagenet_stats(train[0], bands)
     else:
-        stats = _dataset_stats(train, bands, seed, source=str(norm))
+        stats = _dataset_stats(train, bands, seed, source=norm)
     if len(stats.mean) != n_bands:
         raise ParameterError(
             f"norm has statistics for {len(stats.mean)} bands, data has {n_bands}."
@@ -402,7 +403,7 @@ def _dataset_stats(
     bands: Sequence[int] | None,
     seed: int,
     dates: tuple[int, ...] = (0, 1),
-    source: str = "dataset",
+    source: NormSource = "dataset",
 ) -> NormStats:
     """Per-band mean and std over ``dates`` (0 before, 1 after) of up to STATS_SAMPLE chips."""
     rng = np.random.default_rng(seed)
@@ -422,7 +423,7 @@ def _dataset_stats(
     return _rounded_stats(mean, np.sqrt(np.maximum(total_sq / count - mean**2, 0.0)), source)
 
 
-def _rounded_stats(mean: np.ndarray, std: np.ndarray, source: str = "dataset") -> NormStats:
+def _rounded_stats(mean: np.ndarray, std: np.ndarray, source: NormSource = "dataset") -> NormStats:
     std = np.where(std < 1e-6, 1.0, std)
     return NormStats(
         tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std), source

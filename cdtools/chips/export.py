@@ -1,6 +1,6 @@
 """Export training data: cut a before/after pair and its change labels into chips.
 
-The scene is read one strip of chips at a time (``tile_size`` rows), never whole, so
+The scene is read one strip of chips at a time (``chip_size`` rows), never whole, so
 rasters larger than memory export fine. Everything is written into a hidden staging
 folder beside ``out_dir`` and renamed into place only when the export has finished.
 """
@@ -57,7 +57,7 @@ def export_training_data(
     labels: PathLike,
     out_dir: PathLike,
     *,
-    tile_size: int = 256,
+    chip_size: int = 256,
     stride: int = 64,
     min_change_fraction: float = 0.0,
     image_format: ImageFormat = "tif",
@@ -79,8 +79,8 @@ def export_training_data(
         labels: change polygons (GeoJSON, GeoPackage, Shapefile; any CRS) or a label
             raster on the same grid (0/1 with 255 = ignore, or 0/255).
         out_dir: folder to create; it must not hold anything unless ``overwrite=True``.
-        tile_size: chip width and height in pixels.
-        stride: step between chip origins in pixels (< tile_size gives overlapping chips).
+        chip_size: chip width and height in pixels.
+        stride: step between chip origins in pixels (< chip_size gives overlapping chips).
         min_change_fraction: skip chips whose labelled pixels are less changed than this.
         image_format: "tif" (georeferenced GeoTIFF) or "png".
         layout: "arcgis" (images_before/, images_after/, labels/) or "levir" (A/, B/, label/).
@@ -96,15 +96,15 @@ def export_training_data(
         >>> export_training_data(world.before, world.after, world.change_polygons, "chips")
         PosixPath('chips')
     """
-    _check_options(tile_size, stride, min_change_fraction, image_format, layout)
+    _check_options(chip_size, stride, min_change_fraction, image_format, layout)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite=overwrite)
     grid = describe(before)
     check_same_grid(grid, describe(after))
-    if tile_size > min(grid.width, grid.height):
+    if chip_size > min(grid.width, grid.height):
         raise ParameterError(
-            f"tile_size={tile_size} is larger than the scene ({grid.width}x{grid.height}); "
-            f"use tile_size <= {min(grid.width, grid.height)}."
+            f"chip_size={chip_size} is larger than the scene ({grid.width}x{grid.height}); "
+            f"use chip_size <= {min(grid.width, grid.height)}."
         )
     if image_format == "png" and (grid.count > 4 or grid.dtype not in ("uint8", "uint16")):
         raise ParameterError(
@@ -112,8 +112,8 @@ def export_training_data(
             f"bands of {grid.dtype}; use image_format='tif'."
         )
     read_labels, label_info = label_reader(labels, grid)
-    rows = _starts(grid.height, tile_size, stride)
-    cols = _starts(grid.width, tile_size, stride)
+    rows = _starts(grid.height, chip_size, stride)
+    cols = _starts(grid.width, chip_size, stride)
     with _staging(out_dir) as stage:
         folders = [stage / name for name in LAYOUT_FOLDERS[layout]]
         for folder in folders:
@@ -124,8 +124,8 @@ def export_training_data(
         bar = _progress(len(rows) * len(cols), enabled=progress)
         # GDAL releases the GIL while encoding, so chips of one strip are written by threads.
         # GDAL's block cache defaults to 5% of RAM; a few strips' worth is all export needs.
-        strip_width = cols[-1] + tile_size
-        strip_bytes = tile_size * strip_width * grid.count * np.dtype(grid.dtype).itemsize
+        strip_width = cols[-1] + chip_size
+        strip_bytes = chip_size * strip_width * grid.count * np.dtype(grid.dtype).itemsize
         cache_mb = max(64, 4 * 2 * strip_bytes // 2**20)
         with (
             rasterio.Env(GDAL_CACHEMAX=cache_mb),
@@ -134,15 +134,15 @@ def export_training_data(
             ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool,
         ):
             for row in rows:
-                img_b, valid_b = read_window(src_b, row, 0, tile_size, strip_width)
-                img_a, valid_a = read_window(src_a, row, 0, tile_size, strip_width)
-                label = read_labels(row, 0, tile_size, strip_width)
+                img_b, valid_b = read_window(src_b, row, 0, chip_size, strip_width)
+                img_a, valid_a = read_window(src_a, row, 0, chip_size, strip_width)
+                label = read_labels(row, 0, chip_size, strip_width)
                 label[~(valid_b & valid_a)] = IGNORE
                 writes = []
                 for col in cols:
                     bar.update()
-                    window = (slice(None), slice(None), slice(col, col + tile_size))
-                    chip_label = label[:, col : col + tile_size]
+                    window = (slice(None), slice(None), slice(col, col + chip_size))
+                    chip_label = label[:, col : col + chip_size]
                     labelled = int((chip_label != IGNORE).sum())
                     if labelled == 0:
                         counts["skipped_unlabelled"] += 1
@@ -170,7 +170,7 @@ def export_training_data(
                 for write in writes:
                     write.result()  # re-raises the first failed write
         bar.close()
-        _write_index(stage / INDEX_NAME, index, grid, tile_size)
+        _write_index(stage / INDEX_NAME, index, grid, chip_size)
         summary = {
             "cdtools_version": __version__,
             "created_by": "cdtools.export_training_data",
@@ -185,7 +185,7 @@ def export_training_data(
                 zip(("before", "after", "labels"), LAYOUT_FOLDERS[layout], strict=True)
             ),
             "image_format": image_format,
-            "tile_size": tile_size,
+            "chip_size": chip_size,
             "stride": stride,
             "min_change_fraction": min_change_fraction,
             "label_values": {"no_change": 0, "change": 255}
@@ -205,14 +205,14 @@ def export_training_data(
 
 
 def _check_options(
-    tile_size: int, stride: int, min_change_fraction: float, image_format: str, layout: str
+    chip_size: int, stride: int, min_change_fraction: float, image_format: str, layout: str
 ) -> None:
-    if not isinstance(tile_size, int) or tile_size < 8:
-        raise ParameterError(f"tile_size must be an integer >= 8, got {tile_size!r}.")
+    if not isinstance(chip_size, int) or chip_size < 8:
+        raise ParameterError(f"chip_size must be an integer >= 8, got {chip_size!r}.")
     if not isinstance(stride, int) or stride <= 0:
         raise ParameterError(
             f"stride must be a positive number of pixels, got {stride!r}; "
-            f"stride={tile_size} gives chips that touch, smaller strides overlap."
+            f"stride={chip_size} gives chips that touch, smaller strides overlap."
         )
     if not 0.0 <= min_change_fraction <= 1.0:
         raise ParameterError(f"min_change_fraction must be in [0, 1], got {min_change_fraction}.")
@@ -222,9 +222,9 @@ def _check_options(
         raise ParameterError(f"layout must be one of {sorted(LAYOUT_FOLDERS)}, got {layout!r}.")
 
 
-def _starts(length: int, tile: int, stride: int) -> list[int]:
+def _starts(length: int, chip: int, stride: int) -> list[int]:
     """Chip origins along one axis: every ``stride`` until the scene is covered."""
-    last = max(length - tile, 0)
+    last = max(length - chip, 0)
     starts = list(range(0, last + 1, stride))
     if starts[-1] < last:  # the edge chip: runs past the scene, padded
         starts.append(starts[-1] + stride)
@@ -307,7 +307,7 @@ class _ChipWriter:
                 dst.write(data)
 
 
-def _write_index(path: Path, index: list[dict[str, Any]], grid: RasterInfo, tile: int) -> None:
+def _write_index(path: Path, index: list[dict[str, Any]], grid: RasterInfo, size: int) -> None:
     """chips.geojson: one footprint polygon per chip, in the scene's CRS (or pixels)."""
     import geopandas as gpd
     from shapely.geometry import box
@@ -315,7 +315,7 @@ def _write_index(path: Path, index: list[dict[str, Any]], grid: RasterInfo, tile
     footprints = []
     for chip in index:
         x0, y0 = grid.transform @ (chip["col"], chip["row"])
-        x1, y1 = grid.transform @ (chip["col"] + tile, chip["row"] + tile)
+        x1, y1 = grid.transform @ (chip["col"] + size, chip["row"] + size)
         footprints.append(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
     frame = gpd.GeoDataFrame(index, geometry=footprints, crs=grid.crs)
     if frame.empty:

@@ -69,7 +69,7 @@ def masks_to_labels(
         ...     like="Taizhou/2000TM",
         ... )
         >>> export_training_data("Taizhou/2000TM", "Taizhou/2003TM", labels, "chips",
-        ...                      tile_size=64, stride=32)  # doctest: +SKIP
+        ...                      chip_size=64, stride=32)  # doctest: +SKIP
     """
     out_path = Path(out_path)
     _check_output(out_path, overwrite=overwrite)

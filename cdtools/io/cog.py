@@ -13,7 +13,7 @@ import threading
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cdtools.errors import CdtoolsError, OutputExistsError, ParameterError
 from cdtools.io.raster import PathLike, atomic_path
@@ -21,6 +21,10 @@ from cdtools.io.raster import PathLike, atomic_path
 log = logging.getLogger(__name__)
 
 BLOCK = 512
+OverviewResampling = Literal[
+    "nearest", "average", "bilinear", "cubic", "cubicspline", "lanczos", "mode", "rms"
+]
+"""How GDAL's COG driver may make overviews (its OVERVIEW_RESAMPLING, in lower case)."""
 GDAL_CACHE_MB = 256
 
 
@@ -36,7 +40,7 @@ def write_raster(
     overwrite: bool = False,
     progress: bool = True,
     compress: str = "deflate",
-    overview_resampling: str = "average",
+    overview_resampling: OverviewResampling = "average",
 ) -> Path:
     """Compute ``da`` chunk by chunk and write it to ``path`` as a tiled, compressed GeoTIFF.
 
@@ -49,7 +53,8 @@ def write_raster(
         overwrite: replace an existing file (only once the new one is complete).
         progress: show a progress bar while chunks are computed.
         compress: GDAL compression ("deflate", "lzw", "zstd", ...).
-        overview_resampling: how COG overviews are made ("average", "nearest", ...).
+        overview_resampling: how COG overviews are made: "average", "nearest",
+            "bilinear", "cubic", "cubicspline", "lanczos", "mode" or "rms".
 
     Returns:
         The path written. Runs on dask's threaded scheduler, or on the active

@@ -136,7 +136,7 @@ def fetch(
     *,
     root: PathLike | None = None,
     url: str | None = None,
-    progress: bool = False,
+    progress: bool = True,
     manifest: Manifest = None,
 ) -> Path:
     """Return :func:`path` if the entry is on disk, else download, verify and unpack it.
@@ -150,7 +150,8 @@ def fetch(
         root: the data root; default :func:`data_root`.
         url: another address (a mirror); for an entry of several files, the base URL the
             file names are appended to.
-        progress: show a progress bar.
+        progress: show a progress bar while downloading (as every cdtools verb does
+            by default; nothing shows when the files are already there).
         manifest: a manifest dict or file; default :func:`load_manifest`.
 
     Returns:

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 GridChoice = Literal["before", "after", "intersection", "union"]
 Extent = Literal["reference", "intersection", "union"]
+ResamplingName = Literal[
+    "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss",
+    "max", "min", "med", "q1", "q3", "sum", "rms",
+]  # fmt: skip
+"""The names of rasterio's ``Resampling`` methods."""
 Grid = tuple[CRS, Affine, int, int]
 """(crs, transform, width, height) of a target grid."""
 Tiles = PathLike | Sequence[PathLike]
@@ -42,7 +47,7 @@ def load_pair(
     bands: Sequence[int] | None = None,
     grid: GridChoice = "intersection",
     resolution: float | None = None,
-    resampling: str = "bilinear",
+    resampling: ResamplingName = "bilinear",
     chunks: Any = "auto",
 ) -> xr.DataArray:
     """Open two dates as one lazy ``(time, band, y, x)`` DataArray on a common grid.

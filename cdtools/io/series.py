@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from cdtools.errors import GridError, ParameterError, RasterError
-from cdtools.io.pair import common_grid, resampling_method, stack_dates, tile_files
+from cdtools.io.pair import (
+    ResamplingName,
+    common_grid,
+    resampling_method,
+    stack_dates,
+    tile_files,
+)
 from cdtools.io.raster import PathLike, RasterInfo, describe
 
 if TYPE_CHECKING:
@@ -54,7 +60,7 @@ def load_series(
     bands: Sequence[int] | None = None,
     grid: SeriesGrid = "first",
     resolution: float | None = None,
-    resampling: str = "bilinear",
+    resampling: ResamplingName = "bilinear",
     chunks: Any = "auto",
 ) -> xr.DataArray:
     """Open many dates of one place as one lazy ``(time, band, y, x)`` DataArray.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ __all__ = ["ClassifierSpec", "LandCoverClassifier", "prepare_landcover_data"]
 
 log = logging.getLogger(__name__)
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+ResNet = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+BACKBONES: tuple[str, ...] = get_args(ResNet)
 
 
 class LandCoverClassifier(Trainable):
@@ -51,7 +52,8 @@ class LandCoverClassifier(Trainable):
 
     Args:
         data: DataLoaders from :func:`prepare_landcover_data` (None only via ``from_model``).
-        backbone: a torchvision ResNet: "resnet18", "resnet34", "resnet50", ...
+        backbone: a torchvision ResNet: "resnet18", "resnet34", "resnet50", "resnet101"
+            or "resnet152".
         pretrained: "auto" (ImageNet weights from the manifest or the torch cache, else a
             warning and random initialisation), True (ImageNet or an error), False, or a
             weight file; see :func:`cdtools.models.backbone.make_encoder`.
@@ -63,7 +65,7 @@ class LandCoverClassifier(Trainable):
     Example:
         >>> dls = prepare_landcover_data("patches")  # doctest: +SKIP
         >>> classifier = LandCoverClassifier(dls, pretrained=False)  # doctest: +SKIP
-        >>> classifier.fit(3, 1e-3)  # doctest: +SKIP
+        >>> classifier.fit(3, lr=1e-3)  # doctest: +SKIP
         >>> classifier.per_class_accuracy()  # doctest: +SKIP
     """
 
@@ -76,7 +78,7 @@ class LandCoverClassifier(Trainable):
         self,
         data: LandCoverDataLoaders,
         *,
-        backbone: str = "resnet18",
+        backbone: ResNet = "resnet18",
         pretrained: Pretrained = "auto",
     ) -> None:
         spec = ClassifierSpec(
@@ -142,7 +144,7 @@ class LandCoverClassifier(Trainable):
     def _default_lr(self) -> float:
         return self.lr_find(show=False)
 
-    def fine_tune(self, epochs: int, lr: float = 2e-3, *, freeze_epochs: int = 1) -> None:
+    def fine_tune(self, epochs: int, *, lr: float = 2e-3, freeze_epochs: int = 1) -> None:
         """fastai's recipe for pretrained backbones: the head alone first, then everything."""
         self._learner().fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
         self._record_fit(epochs + freeze_epochs, lr, {"fine_tune": True})
@@ -170,7 +172,9 @@ class LandCoverClassifier(Trainable):
                 targets.append(y.cpu().numpy())
                 images.append(self.spec.stats.denormalise(x.cpu().numpy()))
         if not targets:
-            raise CdtoolsError("the validation set is empty; prepare the data with valid_pct > 0.")
+            raise CdtoolsError(
+                "the validation set is empty; prepare the data with val_split_pct > 0."
+            )
         return (
             np.concatenate(targets),
             np.concatenate(probs),
@@ -219,10 +223,11 @@ class LandCoverClassifier(Trainable):
         self.per_class_accuracy()
         return self.spec.metrics["accuracy"]
 
-    def show_results(self, n: int = 8, *, columns: int = 4) -> Figure:
-        """Validation patches titled "predicted (confidence)", green when right, red when wrong."""
+    def show_results(self, rows: int = 2, *, columns: int = 4) -> Figure:
+        """``rows`` x ``columns`` validation patches titled "predicted (confidence)", green
+        when right, red when wrong."""
         truth, probs, images = self._validation()
-        n = min(n, len(truth))
+        n = min(rows * columns, len(truth))
         guess = probs.argmax(1)
         titles = [
             f"{self.classes[guess[i]]} ({probs[i, guess[i]]:.2f})\ntrue: {self.classes[truth[i]]}"

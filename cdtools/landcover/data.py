@@ -57,14 +57,15 @@ class LandCoverDataLoaders(DataLoaders):
     stats: NormStats
 
     def show_batch(
-        self, n: int = 8, *, columns: int = 4, split: Literal["train", "valid"] = "train"
+        self, rows: int = 2, *, columns: int = 4, split: Literal["train", "valid"] = "train"
     ) -> Figure:
-        """Draw ``n`` patches of a batch (augmented in training), titled with their class.
+        """Draw ``rows`` x ``columns`` patches of a batch (augmented in training), titled
+        with their class.
 
         Returns the matplotlib figure.
         """
         x, y = (self.train if split == "train" else self.valid).one_batch()
-        n = min(n, len(y))
+        n = min(rows * columns, len(y))
         images = self.stats.denormalise(x[:n].cpu().numpy())
         titles = [self.classes[int(c)] for c in y[:n]]
         return image_grid(images, titles, columns=columns)
@@ -75,8 +76,8 @@ def prepare_landcover_data(
     *,
     size: int = 64,
     batch_size: int = 32,
-    valid_pct: float = 0.2,
-    seed: int = 0,
+    val_split_pct: float = 0.2,
+    seed: int = 42,
     stats: NormStats | None = None,
     num_workers: int = 0,
 ) -> LandCoverDataLoaders:
@@ -88,7 +89,7 @@ def prepare_landcover_data(
             whose classes are merged by name (for example EuroSAT plus your own).
         size: pixels a side the images are resized to.
         batch_size: patches per batch.
-        valid_pct: share of each class held out for validation, drawn with ``seed``.
+        val_split_pct: share of each class held out for validation, drawn with ``seed``.
         seed: seed of the split, the statistics sample and the shuffling.
         stats: normalisation statistics (0-255 units) to use instead of the training
             images' own, e.g. a trained classifier's ``spec.stats`` to evaluate it.
@@ -124,8 +125,8 @@ def prepare_landcover_data(
         raise ParameterError(f"size must be at least 16 pixels, got {size}.")
     if batch_size < 1:
         raise ParameterError(f"batch_size must be at least 1, got {batch_size}.")
-    if not 0.0 < valid_pct < 1.0:
-        raise ParameterError(f"valid_pct must be between 0 and 1, got {valid_pct}.")
+    if not 0.0 < val_split_pct < 1.0:
+        raise ParameterError(f"val_split_pct must be between 0 and 1, got {val_split_pct}.")
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     if not paths:
         raise ParameterError("prepare_landcover_data needs at least one folder.")
@@ -136,11 +137,11 @@ def prepare_landcover_data(
             by_class.setdefault(name, []).extend(images)
     by_class = dict(sorted(by_class.items()))
     classes = tuple(by_class)
-    train, valid = _split(by_class, valid_pct, seed)
+    train, valid = _split(by_class, val_split_pct, seed)
     if not train or not valid:
         raise PatchesFolderError(
-            f"{root} holds too few images to split off {valid_pct:.0%} for validation; "
-            "add images or change valid_pct."
+            f"{root} holds too few images to split off {val_split_pct:.0%} for validation; "
+            "add images or change val_split_pct."
         )
     stats = _image_stats(train, seed) if stats is None else stats
     if len(stats.mean) != len(BANDS):
@@ -280,14 +281,14 @@ def image_grid(
 
 
 def _split(
-    by_class: dict[str, list[Path]], valid_pct: float, seed: int
+    by_class: dict[str, list[Path]], val_split_pct: float, seed: int
 ) -> tuple[list[Path], list[Path]]:
     """The same share of every class for validation (a stratified split), drawn with ``seed``."""
     rng = np.random.default_rng(seed)
     train, valid = [], []
     for images in by_class.values():
         order = rng.permutation(len(images))
-        n_valid = min(len(images) - 1, max(1, round(len(images) * valid_pct)))
+        n_valid = min(len(images) - 1, max(1, round(len(images) * val_split_pct)))
         valid += [images[i] for i in sorted(order[:n_valid])]
         train += [images[i] for i in sorted(order[n_valid:])]
     return train, valid

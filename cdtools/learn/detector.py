@@ -74,7 +74,7 @@ class ChangeDetector(Trainable):
     Example:
         >>> dls = prepare_data("chips")  # doctest: +SKIP
         >>> cd = ChangeDetector(dls, arch="siamese_unet", backbone="resnet18")  # doctest: +SKIP
-        >>> cd.fit(5, 1e-3)  # doctest: +SKIP
+        >>> cd.fit(5, lr=1e-3)  # doctest: +SKIP
         >>> change = cd.predict("before.tif", "after.tif", out_path="change.tif")  # doctest: +SKIP
     """
 
@@ -223,9 +223,9 @@ class ChangeDetector(Trainable):
         Example:
             >>> detector.show_results(rows=2, threshold=0.3, batch=1)  # doctest: +SKIP
         """
-        return self.draw_results(self.validation_batch(batch), rows=rows, threshold=threshold)
+        return self.draw_results(self.validation_batch(batch=batch), rows=rows, threshold=threshold)
 
-    def validation_batch(self, batch: int = 0) -> tuple[torch.Tensor, ...]:
+    def validation_batch(self, *, batch: int = 0) -> tuple[torch.Tensor, ...]:
         """(before, after, mask, probability) of validation batch ``batch``; the model runs
         on that batch only. :class:`cdtools.widgets.ResultsGrid` keeps them to redraw."""
         count = len(self._learner().dls.valid)

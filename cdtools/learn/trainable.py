@@ -72,8 +72,8 @@ class Trainable:
     def fit(
         self,
         epochs: int,
-        lr: float | None = None,
         *,
+        lr: float | None = None,
         one_cycle: bool = True,
         early_stopping: bool | int = False,
         checkpoint: bool = True,

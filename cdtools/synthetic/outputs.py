@@ -8,42 +8,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from cdtools.errors import OutputExistsError, ParameterError
+from cdtools.errors import OutputExistsError
 from cdtools.io.raster import atomic_path
 
-IfExists = Literal["reuse", "overwrite", "error"]
 
-
-def check_if_exists(if_exists: str) -> None:
-    """Raise :class:`ParameterError` unless ``if_exists`` is one of :data:`IfExists`."""
-    if if_exists not in ("reuse", "overwrite", "error"):
-        raise ParameterError(
-            f"if_exists must be 'reuse', 'overwrite' or 'error' (got {if_exists!r})."
-        )
-
-
-def reusable(record: Path, arguments: dict[str, Any], if_exists: str, *, what: str) -> bool:
+def reusable(record: Path, arguments: dict[str, Any], overwrite: bool, *, what: str) -> bool:
     """True when ``record`` shows the folder holds ``what`` made with ``arguments``.
 
-    Raises :class:`OutputExistsError` when it holds ``what`` made otherwise (or at all,
-    with ``if_exists="error"``); False when there is nothing complete to reuse, or
-    ``if_exists="overwrite"``.
+    Raises :class:`OutputExistsError` when it holds ``what`` made with other arguments
+    (unless ``overwrite``); False when there is nothing complete to reuse, or
+    ``overwrite`` is true.
     """
-    if not record.exists() or if_exists == "overwrite":
+    if not record.exists() or overwrite:
         return False
     folder = record.parent
-    if if_exists == "error":
-        raise OutputExistsError(
-            f"{folder} already holds {what}; pass if_exists='overwrite' or another folder."
-        )
     previous = json.loads(record.read_text())
     made_with = {key: previous.get(key) for key in arguments}
     if made_with != arguments:
         raise OutputExistsError(
             f"{folder} holds {what} made with other arguments ({made_with}); "
-            "pass if_exists='overwrite' or another folder."
+            "pass overwrite=True or another folder."
         )
     return True
 

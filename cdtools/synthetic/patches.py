@@ -20,8 +20,6 @@ from cdtools.synthetic.layout import make_layout
 from cdtools.synthetic.looks import random_look
 from cdtools.synthetic.noise import NoiseBank
 from cdtools.synthetic.outputs import (
-    IfExists,
-    check_if_exists,
     forget_record,
     reusable,
     write_record,
@@ -39,7 +37,7 @@ def make_landcover_patches(
     n_per_class: int = 100,
     size: int = 64,
     seed: int = 0,
-    if_exists: IfExists = "reuse",
+    overwrite: bool = False,
 ) -> Path:
     """Write RGB land-cover patches, one folder per EuroSAT class.
 
@@ -52,15 +50,15 @@ def make_landcover_patches(
         n_per_class: Patches per class.
         size: Width and height of a patch in pixels (0.5 m); 16 or more.
         seed: Seed of everything random.
-        if_exists: When ``out_dir`` already holds patches: "reuse" them if they were made
-            with the same arguments (else raise), "overwrite" them, or raise ("error").
+        overwrite: Make the patches again when ``out_dir`` already holds some; when
+            False, patches made there with the same arguments are reused (others raise).
 
     Returns:
         ``out_dir`` as a Path.
 
     Raises:
         ParameterError: An argument cannot work.
-        OutputExistsError: ``out_dir`` holds other patches (see ``if_exists``).
+        OutputExistsError: ``out_dir`` holds other patches (pass ``overwrite=True``).
 
     Example:
         >>> import tempfile
@@ -68,11 +66,11 @@ def make_landcover_patches(
         >>> sorted(p.name for p in (folder / "Forest").glob("*.png"))
         ['Forest_1.png', 'Forest_2.png']
     """
-    _check_arguments(n_per_class, size, seed, if_exists)
+    _check_arguments(n_per_class, size, seed)
     folder = Path(out_dir)
     n_per_class, size, seed = int(n_per_class), int(size), int(seed)
     arguments = {"format": _FORMAT, "n_per_class": n_per_class, "size": size, "seed": seed}
-    if reusable(folder / _RECORD, arguments, if_exists, what="land-cover patches"):
+    if reusable(folder / _RECORD, arguments, overwrite, what="land-cover patches"):
         return folder
     forget_record(folder / _RECORD)
     from PIL import Image
@@ -106,7 +104,7 @@ def render_patch(code: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return finish(image[HALO : HALO + size, HALO : HALO + size], look, rng)
 
 
-def _check_arguments(n_per_class: int, size: int, seed: int, if_exists: str) -> None:
+def _check_arguments(n_per_class: int, size: int, seed: int) -> None:
     for name, value, least in (
         ("n_per_class", n_per_class, 1),
         ("size", size, 16),
@@ -114,4 +112,3 @@ def _check_arguments(n_per_class: int, size: int, seed: int, if_exists: str) -> 
     ):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise ParameterError(f"{name} must be an integer of at least {least} (got {value!r}).")
-    check_if_exists(if_exists)

@@ -34,8 +34,6 @@ from cdtools.synthetic.layout import Layout, make_layout
 from cdtools.synthetic.looks import DateLook, draw_looks
 from cdtools.synthetic.noise import NoiseBank
 from cdtools.synthetic.outputs import (
-    IfExists,
-    check_if_exists,
     forget_record,
     reusable,
     write_record,
@@ -83,7 +81,7 @@ def make_scene_pair(
     seed: int = 0,
     nir: bool = False,
     origin: tuple[float, float] = DEFAULT_ORIGIN,
-    if_exists: IfExists = "reuse",
+    overwrite: bool = False,
 ) -> SampleWorld:
     """Write a synthetic before/after pair with change polygons, mask and land cover.
 
@@ -100,15 +98,15 @@ def make_scene_pair(
         seed: Seed of everything random.
         nir: Add a fourth, near-infrared band to both images.
         origin: Upper-left corner (easting, northing) in EPSG:32614.
-        if_exists: When ``out_dir`` already holds a sample world: "reuse" it if it was
-            made with the same arguments (else raise), "overwrite" it, or raise ("error").
+        overwrite: Make the world again when ``out_dir`` already holds one; when
+            False, a world made there with the same arguments is reused (another raises).
 
     Returns:
         The paths of the six files, the CRS and the affine transform.
 
     Raises:
         ParameterError: ``size``, ``seed`` or ``origin`` cannot work.
-        OutputExistsError: ``out_dir`` holds another sample world (see ``if_exists``).
+        OutputExistsError: ``out_dir`` holds another sample world (pass ``overwrite=True``).
 
     Example:
         >>> import tempfile
@@ -116,7 +114,7 @@ def make_scene_pair(
         >>> world.crs.to_epsg(), world.transform.a
         (32614, 0.5)
     """
-    _check_arguments(size, seed, origin, if_exists)
+    _check_arguments(size, seed, origin)
     size, seed, nir = int(size), int(seed), bool(nir)
     origin = (float(origin[0]), float(origin[1]))
     folder = Path(out_dir)
@@ -132,7 +130,7 @@ def make_scene_pair(
         transform=transform,
     )
     arguments = {"format": _FORMAT, "size": size, "seed": seed, "nir": nir, "origin": list(origin)}
-    if reusable(folder / _RECORD, arguments, if_exists, what="a sample world"):
+    if reusable(folder / _RECORD, arguments, overwrite, what="a sample world"):
         log.info("reusing the sample world in %s", folder)
         return world
     forget_record(folder / _RECORD)
@@ -157,7 +155,7 @@ def make_scene_pair(
     return world
 
 
-def _check_arguments(size: int, seed: int, origin: tuple[float, float], if_exists: str) -> None:
+def _check_arguments(size: int, seed: int, origin: tuple[float, float]) -> None:
     check_size_and_seed(size, seed)
     try:
         corner = np.asarray(origin, dtype=float)
@@ -165,7 +163,6 @@ def _check_arguments(size: int, seed: int, origin: tuple[float, float], if_exist
         corner = np.array([np.nan])
     if corner.shape != (2,) or not np.all(np.isfinite(corner)):
         raise ParameterError(f"origin must be (easting, northing) in metres (got {origin!r}).")
-    check_if_exists(if_exists)
 
 
 def check_size_and_seed(size: int, seed: int) -> None:

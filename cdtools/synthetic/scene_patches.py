@@ -24,8 +24,6 @@ from cdtools.errors import ParameterError
 from cdtools.io.raster import atomic_path
 from cdtools.landcover.classes import EUROSAT_CLASSES
 from cdtools.synthetic.outputs import (
-    IfExists,
-    check_if_exists,
     forget_record,
     reusable,
     write_record,
@@ -45,7 +43,7 @@ def make_scene_patches(
     per_scene: int = 100,
     per_change: int = 6,
     seed: int = 0,
-    if_exists: IfExists = "reuse",
+    overwrite: bool = False,
 ) -> Path:
     """Write RGB patches of sample scenes in one folder per EuroSAT class.
 
@@ -59,8 +57,8 @@ def make_scene_patches(
         per_scene: Patches at random places, per world and date.
         per_change: Patches centred inside each change, per world and date.
         seed: Seed of the places drawn.
-        if_exists: "reuse" patches made with the same arguments (else raise),
-            "overwrite" them, or raise ("error").
+        overwrite: Make the patches again when ``out_dir`` already holds some; when
+            False, patches made there with the same arguments are reused (others raise).
 
     Returns:
         ``out_dir`` as a Path; classes that no patch fell on have no folder.
@@ -72,14 +70,14 @@ def make_scene_patches(
         >>> len(list(folder.glob("*/*.png"))) >= 10
         True
     """
-    _check_arguments(seeds, world_size, size, centre, per_scene, per_change, seed, if_exists)
+    _check_arguments(seeds, world_size, size, centre, per_scene, per_change, seed)
     folder = Path(out_dir)
     arguments = {
         "format": _FORMAT, "seeds": [int(s) for s in seeds], "world_size": int(world_size),
         "size": int(size), "centre": int(centre), "per_scene": int(per_scene),
         "per_change": int(per_change), "seed": int(seed),
     }  # fmt: skip
-    if reusable(folder / _RECORD, arguments, if_exists, what="scene patches"):
+    if reusable(folder / _RECORD, arguments, overwrite, what="scene patches"):
         return folder
     forget_record(folder / _RECORD)
     counts = dict.fromkeys(EUROSAT_CLASSES, 0)
@@ -139,7 +137,6 @@ def _check_arguments(
     per_scene: int,
     per_change: int,
     seed: int,
-    if_exists: str,
 ) -> None:
     if not len(seeds) or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise ParameterError(f"seeds must be a list of integers (got {seeds!r}).")
@@ -156,4 +153,3 @@ def _check_arguments(
         raise ParameterError(f"centre ({centre}) must not exceed size ({size}).")
     if world_size < 2 * size:
         raise ParameterError(f"world_size ({world_size}) must be at least twice size ({size}).")
-    check_if_exists(if_exists)

@@ -28,8 +28,6 @@ from cdtools.synthetic.layout import Building, Layout, Parcels, make_layout
 from cdtools.synthetic.looks import DateLook, random_look
 from cdtools.synthetic.noise import LatticeNoise, NoiseBank
 from cdtools.synthetic.outputs import (
-    IfExists,
-    check_if_exists,
     forget_record,
     reusable,
     write_record,
@@ -83,7 +81,7 @@ def make_time_series(
     seed: int = 0,
     nir: bool = False,
     start_year: int = 2018,
-    if_exists: IfExists = "reuse",
+    overwrite: bool = False,
 ) -> SampleSeries:
     """Write a synthetic series of one place, one image a year, with the change of each step.
 
@@ -105,15 +103,15 @@ def make_time_series(
         nir: Add a fourth, near-infrared band to every image.
         start_year: Year of the first date; date ``k`` is the first of July of
             ``start_year + k``.
-        if_exists: When ``out_dir`` already holds a sample series: "reuse" it if it was
-            made with the same arguments (else raise), "overwrite" it, or raise ("error").
+        overwrite: Make the series again when ``out_dir`` already holds one; when
+            False, a series made there with the same arguments is reused (another raises).
 
     Returns:
         The dates, the paths of the files, the CRS and the affine transform.
 
     Raises:
         ParameterError: an argument cannot work (the message says what would).
-        OutputExistsError: ``out_dir`` holds another sample series (see ``if_exists``).
+        OutputExistsError: ``out_dir`` holds another sample series (pass ``overwrite=True``).
 
     Example:
         >>> import tempfile
@@ -123,7 +121,7 @@ def make_time_series(
         >>> [p.name for p in series.changes]
         ['change_0.tif', 'change_1.tif']
     """
-    _check_arguments(dates, size, seed, start_year, if_exists)
+    _check_arguments(dates, size, seed, start_year)
     count, size, seed, nir = int(dates), int(size), int(seed), bool(nir)
     start_year = int(start_year)
     folder = Path(out_dir)
@@ -146,7 +144,7 @@ def make_time_series(
         "start_year": start_year,
     }
     record = folder / _RECORD
-    if reusable(record, arguments, if_exists, what="a sample time series"):
+    if reusable(record, arguments, overwrite, what="a sample time series"):
         log.info("reusing the sample time series in %s", folder)
         return series
     files = [*series.scenes, *series.changes, series.change_polygons]
@@ -207,7 +205,7 @@ def world_dates(size: int, count: int, seed: int) -> tuple[list[Layout], list[tu
     return layouts, steps
 
 
-def _check_arguments(dates: int, size: int, seed: int, start_year: int, if_exists: str) -> None:
+def _check_arguments(dates: int, size: int, seed: int, start_year: int) -> None:
     if isinstance(dates, bool) or not isinstance(dates, int | np.integer) or dates < 2:
         raise ParameterError(
             f"dates must be a whole number of 2 or more (got {dates!r}); try dates=4."
@@ -222,7 +220,6 @@ def _check_arguments(dates: int, size: int, seed: int, start_year: int, if_exist
             f"start_year must be a year from 1 to {10000 - dates} so that all {dates} dates "
             f"have four-digit years (got {start_year!r}); try start_year=2018."
         )
-    check_if_exists(if_exists)
 
 
 def _forget_previous(record: Path, *, keep: set[str]) -> None:

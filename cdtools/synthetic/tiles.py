@@ -25,10 +25,9 @@ from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 
 from cdtools.errors import ParameterError, RasterError
+from cdtools.io.pair import ResamplingName
 from cdtools.io.raster import PathLike, open_raster, write_geotiff
 from cdtools.synthetic.outputs import (
-    IfExists,
-    check_if_exists,
     forget_record,
     reusable,
     write_record,
@@ -47,8 +46,8 @@ def reproject_to_tiles(
     crs: CRS | str,
     resolution: float,
     tiles: tuple[int, int] = (2, 2),
-    resampling: str = "bilinear",
-    if_exists: IfExists = "reuse",
+    resampling: ResamplingName = "bilinear",
+    overwrite: bool = False,
 ) -> list[Path]:
     """Reproject a raster to another CRS and pixel size and cut it into GeoTIFF tiles.
 
@@ -66,9 +65,9 @@ def reproject_to_tiles(
         resolution: Pixel size in units of ``crs`` (metres for UTM and EPSG:3857).
         tiles: How many tiles down and across.
         resampling: A rasterio resampling name ("bilinear", "nearest", "cubic", ...).
-        if_exists: When ``folder`` already holds tiles: "reuse" them if they were made
-            from the same file with the same arguments (else raise), "overwrite" them, or
-            raise ("error").
+        overwrite: Make the tiles again when ``folder`` already holds some; when False,
+            tiles made there from the same file with the same arguments are reused
+            (others raise).
 
     Returns:
         The tile paths, row by row.
@@ -77,7 +76,7 @@ def reproject_to_tiles(
         ParameterError: An argument cannot work (unknown CRS, resolution not positive,
             more tiles than pixels, ...).
         RasterError: ``src`` cannot be read or has no CRS.
-        OutputExistsError: ``folder`` holds other tiles (see ``if_exists``).
+        OutputExistsError: ``folder`` holds other tiles (pass ``overwrite=True``).
 
     Example:
         >>> import tempfile
@@ -89,7 +88,7 @@ def reproject_to_tiles(
         >>> [p.name for p in paths][:2]
         ['after_r0_c0.tif', 'after_r0_c1.tif']
     """
-    dst_crs = _check_arguments(crs, resolution, tiles, resampling, if_exists)
+    dst_crs = _check_arguments(crs, resolution, tiles, resampling)
     src, folder = Path(src), Path(folder)
     rows, cols = int(tiles[0]), int(tiles[1])
     with open_raster(src) as source:
@@ -122,7 +121,7 @@ def reproject_to_tiles(
         for c0, c1 in _edges(width, cols)
     ]
     paths = [folder / f"{src.stem}_r{i // cols}_c{i % cols}.tif" for i in range(len(windows))]
-    if reusable(folder / _RECORD, arguments, if_exists, what="reprojected tiles"):
+    if reusable(folder / _RECORD, arguments, overwrite, what="reprojected tiles"):
         log.info("reusing the tiles in %s", folder)
         return paths
     forget_record(folder / _RECORD)
@@ -138,7 +137,7 @@ def reproject_to_tiles(
 
 
 def _check_arguments(
-    crs: CRS | str, resolution: float, tiles: tuple[int, int], resampling: str, if_exists: str
+    crs: CRS | str, resolution: float, tiles: tuple[int, int], resampling: str
 ) -> CRS:
     try:
         dst_crs = CRS.from_user_input(crs)
@@ -162,7 +161,6 @@ def _check_arguments(
         raise ParameterError(f"tiles must be (rows, columns) of positive integers (got {tiles!r}).")
     if resampling not in Resampling.__members__:
         raise ParameterError(f"unknown resampling {resampling!r}; try 'bilinear' or 'nearest'.")
-    check_if_exists(if_exists)
     return dst_crs
 
 

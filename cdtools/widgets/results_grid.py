@@ -67,7 +67,7 @@ class ResultsGrid(PagedPanel):
         self.pager.redraw()
 
     def _predict(self, page: int) -> tuple[Any, ...]:
-        return tuple(t[: self.rows] for t in self.detector.validation_batch(page))
+        return tuple(t[: self.rows] for t in self.detector.validation_batch(batch=page))
 
     def _draw(self, page: int) -> Figure:
         if page not in self._results:
