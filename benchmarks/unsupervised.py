@@ -190,7 +190,7 @@ def weak_label_detectors(data: Path, work: Path, *, epochs: dict[str, int]) -> d
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 folder = cdtools.export_training_data(
-                    before, after, labels, work / f"weak_{key}_{i}", tile_size=chip,
+                    before, after, labels, work / f"weak_{key}_{i}", chip_size=chip,
                     stride=stride, progress=False,
                 )  # fmt: skip
             chips.append(folder)

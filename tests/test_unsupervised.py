@@ -227,7 +227,7 @@ def test_weak_labels_keep_the_confident_pixels_and_export_takes_them(tmp_path: P
     assert (values == 255).mean() < 0.2
     chips = cdtools.export_training_data(
         *pair_files(tmp_path / "pair", before, after), labels, tmp_path / "chips",
-        tile_size=64, stride=64, progress=False, overwrite=True,
+        chip_size=64, stride=64, progress=False, overwrite=True,
     )  # fmt: skip
     assert len(list((chips / "labels").glob("*.tif"))) == 4
 
