@@ -36,7 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "scene": (
         "scene.tiling", "scene.model", "scene.predict", "scene.changemap", "unsupervised.sample",
         "unsupervised.threshold", "unsupervised.cva", "unsupervised.irmad",
-        "unsupervised.pca_kmeans", "unsupervised.detect",
+        "unsupervised.pca_kmeans", "unsupervised.detect", "unsupervised.series",
     ),
     "regions and land cover": (
         "regions.table", "regions.spotcheck", "landcover.data", "landcover.classifier",
