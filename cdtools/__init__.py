@@ -42,6 +42,7 @@ _EXPORTS = {
     "predictions_to_regions": "cdtools.regions.table",
     "localize_regions": "cdtools.regions.table",
     "regions_to_polygons": "cdtools.regions.table",
+    "join_parcels": "cdtools.regions.parcels",
     "grab_patches": "cdtools.regions.spotcheck",
     "visual_spot_check": "cdtools.regions.spotcheck",
     "RegionPatch": "cdtools.regions.spotcheck",

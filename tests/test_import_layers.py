@@ -39,8 +39,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "unsupervised.pca_kmeans", "unsupervised.detect", "unsupervised.series",
     ),
     "regions and land cover": (
-        "regions.table", "regions.spotcheck", "landcover.data", "landcover.classifier",
-        "landcover.transition",
+        "regions.table", "regions.parcels", "regions.spotcheck", "landcover.data",
+        "landcover.classifier", "landcover.transition",
     ),
     "top": ("samples", "widgets", "demo", "cli"),
 }  # fmt: skip
