@@ -37,10 +37,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "scene.tiling", "scene.model", "scene.predict", "scene.changemap", "unsupervised.sample",
         "unsupervised.threshold", "unsupervised.cva", "unsupervised.irmad",
         "unsupervised.pca_kmeans", "unsupervised.detect", "unsupervised.weak_labels",
+        "unsupervised.series",
     ),
     "regions and land cover": (
-        "regions.table", "regions.spotcheck", "landcover.data", "landcover.classifier",
-        "landcover.transition",
+        "regions.table", "regions.parcels", "regions.spotcheck", "landcover.data",
+        "landcover.classifier", "landcover.transition",
     ),
     "top": ("samples", "widgets", "demo", "cli"),
 }  # fmt: skip

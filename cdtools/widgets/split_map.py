@@ -23,6 +23,8 @@ PANES = {"before": {"zIndex": 250}, "after": {"zIndex": 251}, "change": {"zIndex
 """Own panes per layer: the swipe clips panes, and vectors (overlayPane, 400) stay on top."""
 MAX_MARKERS = 200  # regions with a clickable marker, largest first
 REGION_STYLE = {"color": "#00e5ff", "weight": 2, "fill": False}
+PARCEL_CMAP = "YlOrRd"  # parcels filled by share changed: pale yellow (none) to dark red (all)
+PARCEL_LEGEND = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 class SplitMap(Panel):
@@ -41,6 +43,8 @@ class SplitMap(Panel):
         change: the change map (path, DataArray; uint8 probability x 255 or float [0, 1]).
         regions: a regions table or GeoDataFrame of region polygons.
         classes: a :func:`cdtools.classify_patches` table, joined to ``regions`` on ``id``.
+        parcels: parcels from :func:`cdtools.join_parcels`, filled by their share
+            changed (see :meth:`add_parcels`).
         threshold: the first threshold (default: the map's stored one, else 0.5).
         rgb: the bands shown as red, green and blue.
         basemap: also add OpenStreetMap underneath (needs the internet).
@@ -58,6 +62,7 @@ class SplitMap(Panel):
         change: Any = None,
         regions: Any = None,
         classes: Any = None,
+        parcels: Any = None,
         threshold: float | None = None,
         rgb: tuple[int, int, int] = (0, 1, 2),
         basemap: bool = False,
@@ -98,6 +103,8 @@ class SplitMap(Panel):
             self._add_regions(
                 regions, class_lookup(regions if classes is None else classes, classes is None)
             )
+        if parcels is not None:
+            self.add_parcels(parcels)
         self.map.add(ipyleaflet.LayersControl(position="topright"))
         self.widget = ipywidgets.VBox([self.map, ipywidgets.HBox(controls)])
         self.widget.add_class("cdtools-split-map")  # a handle for pages and tests
@@ -164,6 +171,42 @@ class SplitMap(Panel):
         ]  # fmt: skip
         self.layers["markers"] = ipyleaflet.LayerGroup(layers=self.markers, name="region markers")
         self.map.add(self.layers["markers"])
+
+    def add_parcels(self, parcels: Any, *, column: str = "share_changed") -> Any:
+        """Draw parcels filled by ``column`` (0-1; default: :func:`cdtools.join_parcels`'
+        share changed), pale yellow at 0 to dark red at 1, with a legend; returns the layer.
+
+        Example:
+            >>> sm.add_parcels(join_parcels(regions, "fields.gpkg"))  # doctest: +SKIP
+        """
+        import ipyleaflet
+        from matplotlib import colormaps
+        from matplotlib.colors import to_hex
+
+        if column not in getattr(parcels, "columns", ()) or getattr(parcels, "crs", None) is None:
+            raise ParameterError(
+                f"parcels must be a GeoDataFrame with a CRS and a {column!r} column; pass "
+                "join_parcels(regions, parcels)."
+            )
+        colours = colormaps[PARCEL_CMAP]
+        shares = np.clip(np.nan_to_num(parcels[column].to_numpy(dtype=float)), 0, 1)
+        keep = [c for c in ("id", "parcel_area_m2", "changed_m2") if c in parcels.columns]
+        frame = parcels[[*keep, "geometry"]].assign(**{column: shares}).to_crs("EPSG:4326")
+        data = frame.__geo_interface__
+        self.layers["parcels"] = ipyleaflet.GeoJSON(
+            data=data, name=f"parcels ({column.replace('_', ' ')})",
+            style={"color": "#444444", "weight": 1, "fillOpacity": 0.55},
+            style_callback=lambda feature: {
+                "fillColor": to_hex(colours(float(feature["properties"][column])))
+            },
+        )  # fmt: skip
+        self.map.add(self.layers["parcels"])
+        legend = {f"{v:.0%}": to_hex(colours(v)) for v in PARCEL_LEGEND}
+        self.parcel_legend = ipyleaflet.LegendControl(
+            legend, title=column.replace("_", " "), position="bottomright"
+        )
+        self.map.add(self.parcel_legend)
+        return self.layers["parcels"]
 
 
 def region_popup(row: Any, area: str, classes: dict[int, dict[str, Any]]) -> str:

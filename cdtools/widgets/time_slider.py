@@ -34,8 +34,10 @@ class TimeSlider(Panel):
             sequence of ``(date, raster)`` pairs; a raster is a GeoTIFF path or a
             georeferenced ``(band, y, x)`` DataArray.
         changes: ``len(scenes) - 1`` change maps (paths or DataArrays), the k-th between
-            dates k and k + 1, or None.
-        threshold: probability at which a pixel is drawn as changed.
+            dates k and k + 1, a ``(step, y, x)`` DataArray of them
+            (:func:`cdtools.detect_series_change`), or None.
+        threshold: probability at which a pixel is drawn as changed (default: the
+            first map's stored threshold, else 0.5).
         rgb: the bands shown as red, green and blue.
         max_size: pixels on the long side of each image sent to the browser.
 
@@ -47,8 +49,8 @@ class TimeSlider(Panel):
         self,
         scenes: Any,
         *,
-        changes: Sequence[Any] | None = None,
-        threshold: float = 0.5,
+        changes: Sequence[Any] | Any = None,
+        threshold: float | None = None,
         rgb: tuple[int, int, int] = (0, 1, 2),
         max_size: int = MAX_SIZE,
     ) -> None:
@@ -58,6 +60,8 @@ class TimeSlider(Panel):
         from cdtools.scene.changemap import read_change_map
 
         self.dates, rasters = _dated(scenes)
+        if changes is not None and "step" in getattr(changes, "dims", ()):
+            changes = [changes.isel(step=k) for k in range(changes.sizes["step"])]
         if changes is not None and len(changes) != len(self.dates) - 1:
             raise ParameterError(
                 f"changes has {len(changes)} maps for {len(self.dates)} dates; pass one per "
@@ -70,6 +74,8 @@ class TimeSlider(Panel):
         self.change_urls: list[str | None] = [None]
         for change in changes or []:
             prob = read_change_map(change)
+            if threshold is None:
+                threshold = prob.threshold if prob.threshold is not None else 0.5
             self.change_urls.append(change_url(change_on(prob, images[0]), threshold))
         self.map = web_map(images[0])
         self.image = ipyleaflet.ImageOverlay(url=self.urls[0], bounds=images[0].bounds, name="date")
