@@ -36,11 +36,9 @@ browser:
 		fi; \
 	}
 
-# Two workers, a file (or notebook) each at a time; the notebooks go first, so the sample
-# models they train (once, under a file lock) overlap with the tests.
 test: lint browser
-	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 \
-		$(NOTEBOOKS) tests --nbval --nbval-current-env --nbval-cell-timeout=600
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests $(NOTEBOOKS) \
+		--nbval --nbval-current-env --nbval-cell-timeout=600
 
 lab: $(INSTALLED)
 	$(VENV)/bin/jupyter lab notebooks
