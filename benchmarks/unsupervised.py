@@ -37,7 +37,7 @@ from rasterio.errors import NotGeoreferencedWarning
 import cdtools
 from cdtools.baseline import best_threshold, difference_score
 from cdtools.errors import CdtoolsWarning
-from cdtools.io.raster import atomic_path, write_geotiff
+from cdtools.io.raster import atomic_path
 
 ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results" / "unsupervised.json"
@@ -136,16 +136,9 @@ def naive_oracle(before: Path, after: Path, truth: np.ndarray) -> dict[str, floa
 
 def streaming(work: Path, size: int) -> dict[str, Any]:
     """Mpx/s of cva and irmad over a size x size pair on disk (sample worlds tiled)."""
-    world = cdtools.make_scene_pair(work / "seed7", size=1024, seed=7)
-    reps = size // 1024
-    paths = []
-    for name, source in (("before", world.before), ("after", world.after)):
-        with rasterio.open(source) as src:
-            image, transform, crs = src.read(), src.transform, src.crs
-        path = work / f"big_{name}.tif"
-        write_geotiff(path, np.tile(image, (1, reps, reps)), transform=transform, crs=crs,
-                      tiled=True, blockxsize=512, blockysize=512)  # fmt: skip
-        paths.append(path)
+    from unsupervised_memory import tiled_pair  # beside this script
+
+    paths = tiled_pair(work, size)
     pixels = size * size / 1e6
     start = time.perf_counter()
     cdtools.load_pair(*paths).sum().compute()
