@@ -109,6 +109,15 @@ def reference(before: str, after: str, model_path: str, out: str, device: str) -
     np.save(out, np.round(np.nan_to_num(prob) * 255).astype(np.uint8))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started (VmHWM). Not ru_maxrss, which
+    on Linux keeps the high-water mark of the parent that forked this process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def child(method: str, before: str, after: str, model_path: str, out: str, device: str) -> None:
     """One run in this fresh process; libraries are imported before the clock starts."""
     import rioxarray  # noqa: F401
@@ -130,7 +139,7 @@ def child(method: str, before: str, after: str, model_path: str, out: str, devic
     seconds = time.perf_counter() - start
     figures = {
         "seconds": seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
     if device.startswith("cuda"):
         figures["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
