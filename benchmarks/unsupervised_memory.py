@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,17 +28,10 @@ import numpy as np
 RESULTS = Path(__file__).parent / "results" / "unsupervised_memory.json"
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory since it started (VmHWM). Not ru_maxrss, which
-    on Linux keeps the high-water mark of the parent that forked this process."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
-
-
 def child(method: str, before: str, after: str, out: str) -> None:
     """One run in this fresh process; libraries are imported before the clock starts."""
+    from scene_speed import peak_rss_mb  # beside this script
+
     import cdtools
     import cdtools.io.cog
     import cdtools.unsupervised.detect
