@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,19 @@ def bright_centre(image: np.ndarray) -> tuple[float, float]:
     """Row and column of the centre of the pixels brighter than 130 (the sample square)."""
     rows, cols = np.nonzero(np.nan_to_num(image) > 130)
     return rows.mean(), cols.mean()
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Give every test the environment it started with back. A dask LocalCluster sets
+    OMP_NUM_THREADS=1 (and MALLOC_TRIM_THRESHOLD_) in the process that starts it and
+    leaves them set: every notebook kernel started after it then ran torch on one thread,
+    twice as slowly."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture

@@ -201,10 +201,11 @@ def _score_block(block: np.ndarray, *, model: Any, reference: float) -> np.ndarr
     return _encode(model.statistic(np.where(valid, block, 0)), valid, reference)
 
 
-def _halo_block(block: np.ndarray, *, model: Any, reference: float) -> np.ndarray:
+def _halo_block(diff: np.ndarray, *, model: Any, reference: float) -> np.ndarray:
+    """uint8 score of a difference image block with the model's halo on every side."""
     h = model.halo
-    valid = np.isfinite(block[:, :, h:-h, h:-h]).all(axis=(0, 1))
-    return _encode(model.statistic(block), valid, reference)
+    valid = np.isfinite(diff[h:-h, h:-h])
+    return _encode(model.difference_statistic(diff), valid, reference)
 
 
 def _encode(statistic: np.ndarray, valid: np.ndarray, reference: float) -> np.ndarray:
@@ -215,13 +216,17 @@ def _encode(statistic: np.ndarray, valid: np.ndarray, reference: float) -> np.nd
 
 
 def _with_halo(data: Any, model: Any, reference: float) -> Any:
+    """The score of a model that looks at each pixel's neighbours (pca_kmeans): the halo
+    is taken on the one-band difference image, so a chunk reads its neighbours' pixels
+    once, not both dates' bands."""
     import dask.array as da
 
     h = model.halo
-    extended = da.overlap.overlap(data, depth={0: 0, 1: 0, 2: h, 3: h}, boundary="reflect")
+    diff = data.map_blocks(model.difference, drop_axis=(0, 1), dtype=np.float32)
+    extended = da.overlap.overlap(diff, depth={0: h, 1: h}, boundary="reflect")
     return da.map_blocks(
-        _halo_block, extended, model=model, reference=reference, drop_axis=(0, 1),
-        chunks=data.chunks[2:], dtype=np.uint8, token="cdtools-detect-pca_kmeans",
+        _halo_block, extended, model=model, reference=reference, chunks=diff.chunks,
+        dtype=np.uint8, token="cdtools-detect-pca_kmeans",
     )  # fmt: skip
 
 

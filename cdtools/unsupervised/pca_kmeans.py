@@ -87,10 +87,20 @@ class PcaKmeans:
     def statistic(self, block: np.ndarray) -> np.ndarray:
         """Distance ratio of a ``(2, band, y, x)`` block with a halo of ``block // 2``
         pixels on every side; float32 ``(y - 2 halo, x - 2 halo)``."""
+        return self.difference_statistic(self.difference(block))
+
+    def difference(self, block: np.ndarray) -> np.ndarray:
+        """The difference image of a ``(2, band, y, x)`` block: float32 ``(y, x)``, NaN
+        where a date has no data. The statistic needs its neighbours only, so a scene's
+        halo is taken on this one band, not on both dates' bands."""
+        z = self.scale.apply(block)
+        return np.sqrt(np.square(z[1] - z[0]).sum(axis=0)).astype(np.float32)
+
+    def difference_statistic(self, diff: np.ndarray) -> np.ndarray:
+        """Distance ratio of a difference image ``(y, x)`` with a halo of ``block // 2``
+        pixels on every side; float32 ``(y - 2 halo, x - 2 halo)``."""
         from scipy.ndimage import correlate
 
-        z = self.scale.apply(block)
-        diff = np.sqrt(np.square(z[1] - z[0]).sum(axis=0))
         diff = np.where(np.isfinite(diff), diff, np.float32(self.fill))
         h, size = self.halo, self.block
         inner = (slice(h, diff.shape[0] - h), slice(h, diff.shape[1] - h))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from cdtools.errors import GridError
+from cdtools.io.blocks import compute_in_batches
 
 DEFAULT_SAMPLE = 2**16  # pixels: plenty for a 12 x 12 covariance, quick to iterate on
 
@@ -49,7 +50,7 @@ def grid_sample(data: Any, *, size: int = DEFAULT_SAMPLE, window: int = 1) -> np
         rows = _window_indices(height, window, step, first)
         cols = _window_indices(width, window, step, first)
         taken = data[:, :, rows][:, :, :, cols] if len(rows) and len(cols) else data[:, :, :0, :0]
-    taken = np.asarray(taken.compute() if hasattr(taken, "compute") else taken, dtype=np.float64)
+    taken = compute_in_batches(taken).astype(np.float64)  # memory flat in the scene's size
     check_bands(taken)
     dates, bands, h, w = taken.shape
     blocks = taken.reshape(dates, bands, h // window, window, w // window, window)
