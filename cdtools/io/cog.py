@@ -105,9 +105,11 @@ def _stream(da: Any, path: Path, compress: str, progress: bool) -> None:
 
         lock = Lock(f"cdtools-write-{path.name}")
     description = da.attrs.get("long_name")
+    # recalc_transform=False: the pixel size as stored (e.g. 0.6), not as coordinates that
+    # went through floating point give it back (0.6000000000004595)
     delayed = da.rio.to_raster(
         path, driver="GTiff", tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
-        compress=compress, lock=lock, compute=False, windowed=True,
+        compress=compress, lock=lock, compute=False, windowed=True, recalc_transform=False,
     )  # fmt: skip
     if delayed is not None:
         _compute(delayed, client, progress)
