@@ -104,8 +104,9 @@ def reference(before: str, after: str, model_path: str, out: str, device: str) -
     detector = ChangeDetector.from_model(model_path)
     detector.model.to(device)
     prob = detector.predict(
-        before, after, tile=chosen["tile"], overlap=chosen["overlap"], batch_size=2
-    ).values
+        before, after, tile=chosen["tile"], overlap=chosen["overlap"], batch_size=2,
+        precision="fp32",
+    ).values  # fmt: skip
     np.save(out, np.round(np.nan_to_num(prob) * 255).astype(np.uint8))
 
 

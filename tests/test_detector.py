@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from cdtools.chips.export import export_training_data
 from cdtools.errors import GridError, OutputExistsError, ParameterError
 from cdtools.learn.detector import ChangeDetector
 from cdtools.learn.package import PackageError
+from cdtools.models import ARCHITECTURES
+from cdtools.scene.predict import NODATA, encode_probability
 from tests.conftest import Pair
 
 
@@ -132,28 +135,58 @@ def test_predict_writes_a_georeferenced_change_map(
     assert change.rio.crs.to_epsg() == 32614
     assert change.rio.transform() == pair.transform
     assert change.shape == (192, 192) and 0 <= float(change.min()) <= float(change.max()) <= 1
+    assert change.dtype == np.float32
     with rasterio.open(out) as src:
         assert src.crs.to_epsg() == 32614 and src.transform == pair.transform
-        assert src.dtypes[0] == "uint8"
-        np.testing.assert_array_equal(src.read(1), np.round(change.values * 255).astype(np.uint8))
+        assert src.dtypes[0] == "uint8" and src.nodata == NODATA
+        written = src.read(1)
+    assert written.max() < NODATA  # both dates have data everywhere
+    np.testing.assert_array_equal(written, encode_probability(change.values))
+    scaled = change.values * 255
+    assert np.abs(scaled - np.round(scaled)).max() > 0.1  # in memory: not quantised
     inside = float(change.values[30:70, 40:90].mean())
     outside = float(change.values[120:, :30].mean())
     assert inside > outside  # the changed square stands out
-    mask = detector.predict(pair.before, pair.after, out_path=tmp_path / "m.tif", output="mask")
+    middle = float(np.median(change.values))  # a threshold with change on either side
+    options = {"tile": 64, "overlap": 16, "output": "mask", "threshold": middle}
+    mask = detector.predict(pair.before, pair.after, out_path=tmp_path / "m.tif", **options)
     with rasterio.open(tmp_path / "m.tif") as src:
-        np.testing.assert_array_equal(
-            src.read(1), (mask.values > detector.threshold).astype(np.uint8)
-        )
+        assert src.nodata == NODATA
+        written = src.read(1)
+    np.testing.assert_array_equal(
+        written, (encode_probability(mask.values) / 255 > middle).astype(np.uint8)
+    )
+    assert 0 < written.mean() < 1  # some change, not all
     with pytest.raises(OutputExistsError):
         detector.predict(pair.before, pair.after, out_path=out)
 
 
 def test_predict_refuses_wrong_bands_and_shapes(trained: tuple[ChangeDetector, Pair]) -> None:
     detector, _ = trained
-    with pytest.raises(GridError, match="4 bands but the model was trained on 3"):
+    with pytest.raises(GridError, match="4 bands but the model takes 3; pass imagery with"):
         detector.predict(np.zeros((4, 64, 64), np.uint8), np.zeros((4, 64, 64), np.uint8))
-    with pytest.raises(GridError, match="differ in shape"):
+    with pytest.raises(GridError, match=r"\(3, 64, 64\) .* \(3, 64, 32\) .* differ in shape"):
         detector.predict(np.zeros((3, 64, 64), np.uint8), np.zeros((3, 64, 32), np.uint8))
+    with pytest.raises(ParameterError, match="both dates as arrays, or both as raster files"):
+        detector.predict(np.zeros((3, 64, 64), np.uint8), "after.tif")
+
+
+def test_predict_keeps_the_model_bands_of_wider_imagery(
+    trained: tuple[ChangeDetector, Pair],
+) -> None:
+    detector, _ = trained
+    rng = np.random.default_rng(5)
+    before, after = rng.integers(0, 255, (2, 5, 64, 64)).astype(np.uint8)
+    spec = detector.spec
+    detector.spec = replace(spec, bands=(3, 1, 4))
+    try:
+        wide = detector.predict(before, after, tile=64, precision="fp32").values
+    finally:
+        detector.spec = spec
+    picked = detector.predict(before[[3, 1, 4]], after[[3, 1, 4]], tile=64, precision="fp32")
+    np.testing.assert_array_equal(wide, picked.values)
+    first = detector.predict(before[:3], after[:3], tile=64, precision="fp32").values
+    assert np.abs(first - wide).max() > 1e-3  # other bands, another map
 
 
 def test_export_onnx_matches_pytorch(trained: tuple[ChangeDetector, Pair], tmp_path: Path) -> None:
@@ -181,33 +214,40 @@ def test_bad_options(trained: tuple[ChangeDetector, Pair]) -> None:
 
 
 class TinyNet(torch.nn.Module):
-    """A stand-in with a 5-pixel receptive field, to check tiling exactly."""
+    """A stand-in with a 5-pixel receptive field, to check tiling exactly; built the way
+    the architecture registry builds models."""
 
     output = "logit"
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 3, **_: object) -> None:
         super().__init__()
-        self.conv = torch.nn.Conv2d(6, 1, 5, padding=2)
+        self.conv = torch.nn.Conv2d(2 * in_channels, 1, 5, padding=2)
         torch.nn.init.normal_(self.conv.weight)
 
     def forward(self, pair: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return self.conv(torch.cat(pair, dim=1))
 
 
-def test_tiled_predict_equals_whole_image_predict(trained: tuple[ChangeDetector, Pair]) -> None:
+def test_tiled_predict_equals_whole_image_predict(
+    trained: tuple[ChangeDetector, Pair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(ARCHITECTURES, "tiny_net", TinyNet)
     detector = ChangeDetector.from_model(
         trained[0].save(trained[0].data.path / "tiny", overwrite=True)
     )
+    detector.spec = replace(detector.spec, arch="tiny_net")
     detector.model = TinyNet().eval()
     rng = np.random.default_rng(0)
     before = rng.integers(0, 255, (3, 150, 131)).astype(np.uint8)
     after = rng.integers(0, 255, (3, 150, 131)).astype(np.uint8)
     stats = detector.spec.stats
-    before_n, after_n = (stats.for_image(x).normalise(x)[None] for x in (before, after))
-    whole = detector._predict_batch(before_n, after_n)[0]
-    for tile, overlap in ((64, 16), (48, 24), (96, 32)):
-        tiled = detector.predict(before, after, tile=tile, overlap=overlap).values
-        np.testing.assert_allclose(tiled, whole, atol=1e-4)
+    before_n, after_n = (torch.from_numpy(stats.normalise(x)[None]) for x in (before, after))
+    with torch.inference_mode():
+        whole = torch.sigmoid(detector.model((before_n, after_n)))[0, 0].numpy()
+    assert whole.std() > 0.1  # a map with structure, so the comparison means something
+    for tile, overlap in ((64, 16), (32, 12), (96, 32)):
+        tiled = detector.predict(before, after, tile=tile, overlap=overlap, precision="fp32")
+        np.testing.assert_allclose(tiled.values, whole, atol=1e-4)
 
 
 def test_predict_odd_sizes_small_images_and_nodata(
@@ -232,9 +272,9 @@ def test_predict_odd_sizes_small_images_and_nodata(
     assert np.isnan(change.values[:5, :7]).all() and np.isfinite(change.values[5:, 7:]).all()
     with rasterio.open(out) as src:
         assert src.transform == transform and src.crs.to_epsg() == 26915
-        assert src.shape == (101, 77)
-        mask = src.dataset_mask()
-        assert (mask[:5, :7] == 0).all() and (mask[5:, 7:] == 255).all()
+        assert src.shape == (101, 77) and src.dtypes[0] == "uint8" and src.nodata == NODATA
+        written = src.read(1)
+    assert (written[:5, :7] == NODATA).all() and (written[5:, 7:] < NODATA).all()
     small = rng.integers(0, 255, (3, 40, 30)).astype(np.float32)
     small[0, 3, 4] = np.nan
     tiny = detector.predict(small, small, tile=64)
@@ -279,3 +319,42 @@ def test_broken_and_future_packages_are_refused(
         ChangeDetector(trained[0].data, arch="siamese_unet", backbone="resnet19")
     with pytest.raises(ParameterError, match="takes no backbone"):
         ChangeDetector(trained[0].data, backbone="resnet18")  # the FC networks have their own
+
+
+def test_predict_is_nan_where_either_date_has_no_data(
+    trained: tuple[ChangeDetector, Pair],
+) -> None:
+    detector, _ = trained
+    rng = np.random.default_rng(4)
+    before, after = rng.integers(0, 255, (2, 3, 96, 80)).astype(np.float32)
+    before[:, 10:20, 5:15] = np.nan  # no data in the before date only
+    after[1, 60:70, 50:75] = np.nan  # in one band of the after date only
+    change = detector.predict(before, after, tile=64, precision="fp32").values
+    missing = np.zeros((96, 80), bool)
+    missing[10:20, 5:15] = missing[60:70, 50:75] = True
+    np.testing.assert_array_equal(np.isnan(change), missing)
+
+
+def test_predict_takes_arrays_and_files_alike(
+    trained: tuple[ChangeDetector, Pair], tmp_path: Path
+) -> None:
+    from rasterio.transform import from_origin
+
+    from cdtools.io.raster import write_geotiff
+
+    detector, _ = trained
+    north_up = {"transform": from_origin(620000.0, 3350000.0, 0.5, 0.5), "crs": "EPSG:32614"}
+    rng = np.random.default_rng(6)
+    before = rng.integers(0, 250, (3, 96, 80)).astype(np.uint8)
+    after = before.copy()
+    after[:, 30:60, 20:50] = 255
+    files = [write_geotiff(tmp_path / f"{n}.tif", x, **north_up) for n, x in
+             (("before", before), ("after", after))]  # fmt: skip
+    options = {"tile": 64, "overlap": 16, "precision": "fp32"}
+    from_arrays = detector.predict(before, after, **options)
+    from_files = detector.predict(*files, **options)
+    np.testing.assert_array_equal(from_arrays.values, from_files.values)
+    assert from_arrays.rio.crs is None and from_files.rio.crs.to_epsg() == 32614
+    np.testing.assert_array_equal(from_arrays.x.values, np.arange(80) + 0.5)  # pixel centres
+    channels_last = detector.predict(before.transpose(1, 2, 0), after.transpose(1, 2, 0), **options)
+    np.testing.assert_array_equal(channels_last.values, from_arrays.values)

@@ -10,11 +10,11 @@ import rasterio
 from rasterio.windows import Window
 
 from cdtools.errors import GridError, ParameterError
-from cdtools.io.pair import load_pair
+from cdtools.io.pair import array_pair, load_pair
 from cdtools.io.raster import write_geotiff
 from cdtools.samples import sample_detector
 from cdtools.scene.model import LOADS, SceneModel
-from cdtools.scene.predict import NODATA, predict_scene
+from cdtools.scene.predict import NODATA, encode_probability, predict_scene
 from cdtools.synthetic import make_scene_pair
 
 FP32 = {"precision": "fp32", "tile": 128, "overlap": 32}
@@ -39,8 +39,34 @@ def test_chunk_borders_leave_no_trace(detector, world) -> None:
     assert outputs[0].std() > 5  # a map with structure, so the comparison means something
     for other in outputs[1:]:
         assert np.abs(other - outputs[0]).max() <= 1  # within 1/255
-    whole = detector.predict(pair.values[0], pair.values[1], tile=128, overlap=32).values
+    whole = detector.predict(pair.values[0], pair.values[1], **FP32).values
     assert np.abs(outputs[0] / 255 - whole).max() <= 1 / 255 + 1e-6
+
+
+def test_detector_predict_is_predict_scene_decoded(detector, world, tmp_path: Path) -> None:
+    """One engine: the same pair and options give predict_scene's map, as float32."""
+    pair = load_pair(world.before, world.after, grid="union").isel(y=slice(32, 480))
+    before, after = pair.values  # with no data where the union leaves it
+    before[:, 100:140, 200:260] = np.nan  # and where only the before date has none
+    coded = predict_scene(detector, array_pair(before, after), **FP32).values
+    assert (coded == NODATA).sum() == 40 * 60 and coded.std() > 5
+    change = detector.predict(before, after, **FP32)
+    assert change.dtype == np.float32 and change.shape == coded.shape
+    np.testing.assert_array_equal(encode_probability(change.values), coded)  # the same map
+    np.testing.assert_array_equal(np.isnan(change.values), coded == NODATA)
+    error = np.abs(change.values - np.where(coded == NODATA, np.nan, coded / 255))
+    assert np.nanmax(error[coded < 254]) <= 0.5 / 255 + 1e-6  # rounded to the nearest 1/255
+    assert np.nanmax(error) <= 1 / 255 + 1e-6  # 254 holds all of [253.5, 255] / 255
+    # from files: the same map on the pair's grid, and the same file as the CLI's
+    out = tmp_path / "change.tif"
+    change = detector.predict(world.before, world.after, out_path=out, **FP32)
+    coded = predict_scene(detector, load_pair(world.before, world.after), **FP32)
+    np.testing.assert_array_equal(encode_probability(change.values), coded.values)
+    assert change.rio.crs == coded.rio.crs and change.rio.transform() == coded.rio.transform()
+    with rasterio.open(out) as src:
+        assert src.nodata == NODATA and src.dtypes[0] == "uint8"
+        assert src.transform == coded.rio.transform() and src.crs == coded.rio.crs
+        np.testing.assert_array_equal(src.read(1), coded.values)
 
 
 def test_the_result_is_georeferenced_uint8_on_the_pair_grid(detector, world) -> None:

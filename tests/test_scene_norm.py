@@ -71,8 +71,8 @@ def test_each_date_of_a_chips_folder_is_standardised_on_its_own(detector) -> Non
 
 def test_new_light_changes_nothing_in_prediction(detector, scenes) -> None:
     pair, before_relit, after_relit = scenes
-    as_taken = detector.predict(pair.before, pair.after, **TILING).values
-    relit_both = detector.predict(before_relit, after_relit, **TILING).values
+    as_taken = detector.predict(pair.before, pair.after, **FP32).values
+    relit_both = detector.predict(before_relit, after_relit, **FP32).values
     assert as_taken.std() > 0.01  # a map with structure, so the comparison means something
     np.testing.assert_allclose(relit_both, as_taken, atol=2e-3)
 
@@ -82,8 +82,8 @@ def test_dataset_statistics_do_see_the_new_light(scenes, detector) -> None:
     spec = detector.spec
     detector.spec = replace(spec, stats=NormStats(spec.stats.mean, spec.stats.std))
     try:
-        as_taken = detector.predict(pair.before, pair.after, **TILING).values
-        relit_both = detector.predict(before_relit, after_relit, **TILING).values
+        as_taken = detector.predict(pair.before, pair.after, **FP32).values
+        relit_both = detector.predict(before_relit, after_relit, **FP32).values
     finally:
         detector.spec = spec
     assert np.abs(relit_both - as_taken).max() > 0.05
@@ -93,7 +93,7 @@ def test_predict_scene_uses_each_dates_statistics_too(detector, scenes, tmp_path
     pair, before_relit, after_relit = scenes
     package = detector.save(tmp_path / "model")
     assert ChangeDetector.from_model(package).spec.stats.per_scene
-    whole = detector.predict(pair.before, pair.after, **TILING).values
+    whole = detector.predict(pair.before, pair.after, **FP32).values
     for before, after in ((pair.before, pair.after), (before_relit, after_relit)):
         lazy = predict_scene(package, load_pair(before, after), chunk=64, **FP32).values
         assert np.abs(lazy / 255 - whole).max() <= 1 / 255 + 2e-3

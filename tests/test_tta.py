@@ -20,6 +20,7 @@ from cdtools.learn.detector import ChangeDetector
 from cdtools.learn.package import ModelSpec, write_package
 from cdtools.learn.tta import DIHEDRAL, dihedral, dihedral_mean, undo_dihedral
 from cdtools.models import ARCHITECTURES, SiameseUNet
+from cdtools.scene.model import SceneModel
 from cdtools.scene.predict import predict_scene
 from tests.conftest import Pair, make_pair
 
@@ -28,13 +29,16 @@ FP32 = {"precision": "fp32", **TILING}
 
 
 class TinyNet(torch.nn.Module):
-    """Change logits from one random 5 x 5 convolution of both dates: not equivariant."""
+    """Change logits from one random 5 x 5 convolution of both dates: not equivariant.
+    Built as the architecture registry builds models (see :func:`with_model`)."""
 
     output = "logit"
 
-    def __init__(self, kernel: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, in_channels: int = 3, *, kernel: torch.Tensor | None = None, **_: object
+    ) -> None:
         super().__init__()
-        self.conv = torch.nn.Conv2d(6, 1, 5, padding=2)
+        self.conv = torch.nn.Conv2d(2 * in_channels, 1, 5, padding=2)
         torch.nn.init.normal_(self.conv.weight, generator=torch.Generator().manual_seed(1))
         if kernel is not None:
             with torch.no_grad():
@@ -49,7 +53,7 @@ def symmetric_net() -> TinyNet:
     row = torch.tensor([0.1, -0.3, 0.5, -0.3, 0.1])
     kernel = torch.outer(row, row) + 0.2 * torch.eye(5) + 0.2 * torch.eye(5).flip(0)
     signs = torch.tensor([-1.0, -0.5, 1.0, 1.0, 0.5, -1.0])[:, None, None]  # per band
-    return TinyNet(kernel[None] * signs[None])
+    return TinyNet(kernel=kernel[None] * signs[None])
 
 
 class MaskNet(TinyNet):
@@ -57,7 +61,7 @@ class MaskNet(TinyNet):
 
 
 class NoOutputNet(torch.nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 3, **_: object) -> None:
         super().__init__()
         self.conv = torch.nn.Conv2d(6, 1, 1)
 
@@ -65,9 +69,15 @@ class NoOutputNet(torch.nn.Module):
         return self.conv(torch.cat(pair, dim=1))
 
 
-def with_model(detector: ChangeDetector, model: torch.nn.Module) -> ChangeDetector:
-    """A copy of ``detector`` that predicts with ``model``."""
+def with_model(
+    detector: ChangeDetector, model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> ChangeDetector:
+    """A copy of ``detector`` that predicts with ``model``, whose class is registered as an
+    architecture for the test (predict_scene builds the model from the spec's ``arch``)."""
+    name = f"test_{type(model).__name__.lower()}"
+    monkeypatch.setitem(ARCHITECTURES, name, type(model))
     swapped = copy.copy(detector)
+    swapped.spec = replace(detector.spec, arch=name)
     swapped.model = model.eval()
     return swapped
 
@@ -139,30 +149,34 @@ def _numpy_tta(model: torch.nn.Module, before: np.ndarray, after: np.ndarray) ->
     return np.mean(maps, axis=0)
 
 
-def test_tta_is_the_mean_of_the_eight_transformed_predictions(detector) -> None:
+def test_tta_is_the_mean_of_the_eight_transformed_predictions(detector, monkeypatch) -> None:
     rng = np.random.default_rng(0)
     before, after = rng.normal(size=(2, 2, 3, 48, 48)).astype(np.float32)
-    tiny = with_model(detector, TinyNet())
+    tiny = with_model(detector, TinyNet(), monkeypatch)
     expected = _numpy_tta(tiny.model, before, after)
-    np.testing.assert_allclose(tiny._predict_batch(before, after, tta=True), expected, atol=1e-6)
-    alone = tiny._predict_batch(before, after)
+    handle = SceneModel.of(tiny)  # the model as predict_scene, and so predict, runs it
+    options = {"device": "cpu", "precision": "fp32"}
+    np.testing.assert_allclose(
+        handle.predict(before, after, tta=True, **options), expected, atol=1e-6
+    )
+    alone = handle.predict(before, after, **options)
     assert np.abs(alone - expected).max() > 1e-2  # this model does care about orientation
 
 
-def test_an_equivariant_model_is_unchanged_by_tta(detector) -> None:
-    symmetric = with_model(detector, symmetric_net())
+def test_an_equivariant_model_is_unchanged_by_tta(detector, monkeypatch) -> None:
+    symmetric = with_model(detector, symmetric_net(), monkeypatch)
     rng = np.random.default_rng(1)
     before, after = rng.integers(0, 255, (2, 3, 100, 90)).astype(np.uint8)
-    alone = symmetric.predict(before, after, tile=64, overlap=16).values
+    alone = symmetric.predict(before, after, **FP32).values
     assert alone.std() > 0.05
-    with_tta = symmetric.predict(before, after, tile=64, overlap=16, tta=True).values
+    with_tta = symmetric.predict(before, after, tta=True, **FP32).values
     np.testing.assert_allclose(with_tta, alone, atol=1e-5)
 
 
 def test_predict_and_predict_scene_agree_with_tta(detector, scene, scene_tta) -> None:
     pair = load_pair(scene.before, scene.after)
-    whole = detector.predict(pair.values[0], pair.values[1], tta=True, **TILING).values
-    plain = detector.predict(pair.values[0], pair.values[1], **TILING).values
+    whole = detector.predict(pair.values[0], pair.values[1], tta=True, **FP32).values
+    plain = detector.predict(pair.values[0], pair.values[1], **FP32).values
     assert scene_tta.std() > 5  # a map with structure, so the comparison means something
     assert np.abs(scene_tta / 255 - whole).max() <= 1 / 255 + 1e-6
     assert np.abs(whole - plain).max() > 2 / 255  # TTA did something
@@ -190,7 +204,7 @@ def test_a_model_without_a_logit_or_distance_output_is_refused(
 ) -> None:
     image = np.zeros((3, 64, 64), np.uint8)
     for model, found in ((MaskNet(), "output = 'mask'"), (NoOutputNet(), "no `output` attribute")):
-        swapped = with_model(detector, model)
+        swapped = with_model(detector, model, monkeypatch)
         with pytest.raises(ParameterError, match=f"'logit', 'distance'.*{found}.*tta=False"):
             swapped.predict(image, image, tta=True)
         if isinstance(model, MaskNet):

@@ -109,10 +109,12 @@ def _stream(da: Any, path: Path, compress: str, progress: bool) -> None:
         lock = Lock(f"cdtools-write-{path.name}")
     description = da.attrs.get("long_name")
     # rioxarray creates the file (georeferencing, nodata, tags) and returns the store of
-    # the chunks, or writes an in-memory array at once and returns None
+    # the chunks, or writes an in-memory array at once and returns None. recalc_transform
+    # =False: the pixel size as stored (0.6), not as coordinates that went through floating
+    # point give it back (0.6000000000004595)
     delayed = da.rio.to_raster(
         path, driver="GTiff", tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
-        compress=compress, lock=lock, compute=False, windowed=True,
+        compress=compress, lock=lock, compute=False, windowed=True, recalc_transform=False,
     )  # fmt: skip
     if delayed is not None and client is not None:
         _compute_on_cluster(delayed, client, progress)

@@ -22,7 +22,7 @@ from rasterio.transform import Affine, from_origin
 from rasterio.warp import transform_bounds
 
 from cdtools.errors import CdtoolsWarning, GridError, ParameterError, RasterError
-from cdtools.io.raster import PathLike, RasterInfo, describe
+from cdtools.io.raster import PathLike, RasterInfo, bands_first, describe
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -41,8 +41,8 @@ RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2"}
 
 
 def load_pair(
-    before: Tiles,
-    after: Tiles,
+    before: Tiles | np.ndarray,
+    after: Tiles | np.ndarray,
     *,
     bands: Sequence[int] | None = None,
     grid: GridChoice = "intersection",
@@ -53,7 +53,8 @@ def load_pair(
     """Open two dates as one lazy ``(time, band, y, x)`` DataArray on a common grid.
 
     Args:
-        before: the earlier date: a raster file, a list of tiles, or a folder of tiles.
+        before: the earlier date: a raster file, a list of tiles, a folder of tiles, or an
+            image array (see :func:`array_pair`).
         after: the later date, the same way; it may have another CRS, resolution and extent.
         bands: 0-based band indices to keep (all when None).
         grid: "before" or "after" (that date's CRS, resolution and extent),
@@ -80,6 +81,8 @@ def load_pair(
     """
     if grid not in ("before", "after", "intersection", "union"):
         raise ParameterError(f"grid must be before, after, intersection or union, got {grid!r}.")
+    if isinstance(before, np.ndarray) or isinstance(after, np.ndarray):
+        return array_pair(before, after, bands=bands)
     method = resampling_method(resampling)
     dates = {"before": tile_files(before), "after": tile_files(after)}
     infos = {name: [describe(f) for f in files] for name, files in dates.items()}
@@ -196,6 +199,54 @@ def _pixel_pair(
             da = rioxarray.open_rasterio(dates[name][0], chunks=_chunks(chunks), masked=True)
             opened.append(da.astype(np.float32).drop_vars("spatial_ref", errors="ignore"))
     return xr.concat(opened, dim="time")
+
+
+def array_pair(before: Any, after: Any, *, bands: Sequence[int] | None = None) -> xr.DataArray:
+    """Two image arrays of one size as the pair :func:`load_pair` makes of two plain images:
+    ``(time, band, y, x)`` float32 in memory, on pixel coordinates, without a CRS.
+
+    Args:
+        before: the earlier date, ``(bands, h, w)``, ``(h, w)`` or ``(h, w, bands)``
+            (see :func:`cdtools.io.raster.bands_first`); NaN marks no data.
+        after: the later date, the same way and of the same size.
+        bands: 0-based band indices to keep (all when None).
+
+    Returns:
+        An ``xarray.DataArray`` with ``time = ["before", "after"]``, named "pair".
+
+    Example:
+        >>> array_pair(np.zeros((3, 64, 48)), np.ones((3, 64, 48))).sizes["x"]
+        48
+    """
+    import rioxarray  # noqa: F401 (registers the .rio accessor)
+    import xarray as xr
+
+    if not (isinstance(before, np.ndarray) and isinstance(after, np.ndarray)):
+        raise ParameterError(
+            f"before is a {type(before).__name__} and after a {type(after).__name__}: pass "
+            "both dates as arrays, or both as raster files."
+        )
+    dates = [bands_first(before), bands_first(after)]
+    shapes = [d.shape for d in dates]
+    if shapes[0] != shapes[1]:
+        raise GridError(
+            f"the before array {shapes[0]} and the after array {shapes[1]} (bands, height, "
+            "width) differ in shape: arrays can only be paired pixel for pixel; crop or "
+            "resample them to one size and the same bands."
+        )
+    _, height, width = shapes[0]
+    pair = xr.DataArray(
+        np.stack(dates).astype(np.float32),
+        dims=("time", "band", "y", "x"),
+        coords={
+            "time": ["before", "after"],
+            "band": np.arange(1, shapes[0][0] + 1),
+            "y": np.arange(height) + 0.5,  # pixel centres, as rioxarray gives a plain image
+            "x": np.arange(width) + 0.5,
+        },
+        name="pair",
+    )
+    return select_bands(pair, bands)
 
 
 def tile_files(date: Tiles) -> list[Path]:

@@ -274,13 +274,7 @@ def read_image(image: PathLike | np.ndarray) -> tuple[np.ndarray, np.ndarray, Ra
     """
     info = None
     if isinstance(image, np.ndarray):
-        if image.ndim not in (2, 3):
-            raise RasterError(
-                f"an image array must have 2 or 3 dimensions, got shape {image.shape}."
-            )
-        data = image[np.newaxis] if image.ndim == 2 else image
-        if data.shape[-1] in (1, 3, 4) and data.shape[0] > 4:
-            data = data.transpose(2, 0, 1)
+        data = bands_first(image)
         valid = np.ones(data.shape[1:], dtype=bool)
     else:
         info = describe(image)
@@ -292,22 +286,17 @@ def read_image(image: PathLike | np.ndarray) -> tuple[np.ndarray, np.ndarray, Ra
     return data, valid, info
 
 
-def to_dataarray(array: np.ndarray, info: RasterInfo | None, *, name: str) -> Any:
-    """A ``(h, w)`` array as an xarray.DataArray with pixel-centre coordinates and, when
-    ``info`` has them, the raster's CRS and transform (through rioxarray)."""
-    import rioxarray  # noqa: F401 (registers the .rio accessor)
-    import xarray as xr
+def bands_first(image: np.ndarray) -> np.ndarray:
+    """An image array as ``(bands, h, w)``: from ``(bands, h, w)``, ``(h, w)``, or
+    ``(h, w, bands)`` with 1, 3 or 4 bands (as PIL and matplotlib give them).
 
-    height, width = array.shape
-    transform = info.transform if info is not None else None
-    if transform is None:
-        coords = {"y": np.arange(height) + 0.5, "x": np.arange(width) + 0.5}
-    else:
-        coords = {
-            "y": transform.f + transform.e * (np.arange(height) + 0.5),
-            "x": transform.c + transform.a * (np.arange(width) + 0.5),
-        }
-    da = xr.DataArray(array, dims=("y", "x"), coords=coords, name=name)
-    if info is not None and info.crs is not None:
-        da = da.rio.write_crs(info.crs).rio.write_transform(transform)
-    return da
+    Example:
+        >>> bands_first(np.zeros((64, 48, 3))).shape
+        (3, 64, 48)
+    """
+    if image.ndim not in (2, 3):
+        raise RasterError(f"an image array must have 2 or 3 dimensions, got shape {image.shape}.")
+    data = image[np.newaxis] if image.ndim == 2 else image
+    if data.shape[-1] in (1, 3, 4) and data.shape[0] > 4:
+        data = data.transpose(2, 0, 1)
+    return data

@@ -7,7 +7,6 @@ Train with ``lr_find`` and ``fit``, look with ``show_results``, score with
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 from pathlib import Path
@@ -17,12 +16,10 @@ import numpy as np
 import torch
 
 from cdtools.chips.data import ChangeDataLoaders
-from cdtools.errors import (
-    GridError,
-    OutputExistsError,
-    ParameterError,
-)
-from cdtools.io.raster import PathLike, check_same_grid, read_image, to_dataarray, write_geotiff
+from cdtools.errors import OutputExistsError, ParameterError
+from cdtools.io.pair import load_pair
+from cdtools.io.raster import PathLike
+from cdtools.learn.autocast import Precision
 from cdtools.learn.fastai_api import Learner
 from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
 from cdtools.learn.metrics import (
@@ -35,7 +32,6 @@ from cdtools.learn.metrics import (
 )
 from cdtools.learn.package import ModelSpec, PackageError
 from cdtools.learn.trainable import Trainable
-from cdtools.learn.tta import check_tta_model, dihedral_mean
 from cdtools.models import ARCHITECTURES, Arch, default_backbone, to_probability
 from cdtools.models.backbone import Pretrained
 
@@ -293,95 +289,118 @@ class ChangeDetector(Trainable):
         threshold: float | None = None,
         tile: int | None = None,
         overlap: int | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         output: Literal["probability", "mask"] = "probability",
         overwrite: bool = False,
         tta: bool = False,
+        precision: Precision = "auto",
     ) -> xr.DataArray:
-        """Change probability for a pair of any size, as a georeferenced xarray.DataArray.
+        """Change probability of a pair of any size, in memory, on the pair's grid.
 
-        Tiles of ``tile`` pixels (default the chip size) overlap by ``overlap`` (default a
-        quarter tile) and are blended, so there are no seams; an image smaller than a tile
-        is padded. Pixels that are nodata or NaN in either date are NaN in the result. With
-        ``out_path``, writes a uint8 GeoTIFF on the before image's grid: probability 0-255,
-        or 0/1 with ``output="mask"``, its nodata pixels in the file's internal mask.
+        A thin call of cdtools' one inference engine: :func:`cdtools.load_pair` (or
+        :func:`cdtools.io.pair.array_pair` for arrays), then :func:`cdtools.predict_scene`,
+        with its tiling, blending, precision and normalisation, and its result computed.
+        An image smaller than a tile is padded with no data first.
 
-        With ``tta=True`` (test-time augmentation) each tile's probability is the mean over
-        its 8 flips and quarter turns (:func:`cdtools.learn.tta.dihedral_mean`): smoother maps,
-        8 times the compute. The model's ``output`` must be "logit" or "distance".
+        Args:
+            before_image: the earlier date: a raster file (GeoTIFF, or a plain PNG or JPEG
+                paired pixel for pixel) or an image array (``(bands, h, w)``, ``(h, w)`` or
+                ``(h, w, bands)``; NaN marks no data). Extra bands are dropped to the
+                model's (``spec.bands``).
+            after_image: the later date, the same kind as ``before_image``.
+            out_path: also write the result there as a Cloud Optimized GeoTIFF
+                (:func:`cdtools.write_raster`): uint8 probability x 255 (0-254) with 255 as
+                nodata, exactly what ``cdtools predict`` writes; 0/1 with 255 as nodata with
+                ``output="mask"``.
+            visualize: show before | after | change probability (in Jupyter).
+            threshold: probability above which a pixel is change, for ``output="mask"`` and
+                ``visualize`` (default the detector's ``threshold``).
+            tile: tile size in pixels, a multiple of 32 (default predict_scene's choice).
+            overlap: pixels shared by neighbouring tiles (default predict_scene's).
+            batch_size: tiles per forward pass (default predict_scene's).
+            output: what ``out_path`` holds: "probability" or a 0/1 "mask".
+            overwrite: replace an existing ``out_path``; without it an existing file is an
+                :class:`~cdtools.errors.OutputExistsError` before anything is computed.
+            tta: test-time augmentation: each tile's probability is the mean over its 8
+                flips and quarter turns, 8 times the compute; the model's ``output`` must be
+                "logit" or "distance".
+            precision: "auto", "fp32", "bf16" or "fp16", as :func:`cdtools.predict_scene`.
+
+        Returns:
+            A float32 ``(y, x)`` DataArray: change probability in [0, 1], NaN where either
+            date has no data, with the pair's CRS and transform (pixel coordinates and no
+            CRS for plain images and arrays). It is predict_scene's ``encoding="float32"``
+            result: the blend itself, not quantised to 1/255, since it stays in memory;
+            :func:`cdtools.scene.predict.encode_probability` of it is exactly
+            predict_scene's uint8 result, and what ``out_path`` receives.
 
         Example:
             >>> change = detector.predict("before.tif", "after.tif", tta=True)  # doctest: +SKIP
+            >>> change = detector.predict(before, after, out_path="change.tif")  # doctest: +SKIP
         """
-        if tta:
-            check_tta_model(self.model)
-        before, valid, info = read_image(before_image)
-        after, valid_after, info_after = read_image(after_image)
-        if info is not None and info_after is not None:
-            check_same_grid(info, info_after)
-        elif before.shape != after.shape:
-            raise GridError(
-                f"before {before.shape} and after {after.shape} differ in shape; align them first."
-            )
+        from cdtools.scene.predict import predict_scene  # scene inference, a layer up
+
+        if output not in ("probability", "mask"):
+            raise ParameterError(f"output must be probability or mask, got {output!r}.")
         if out_path is not None and Path(out_path).exists() and not overwrite:
             raise OutputExistsError(f"{out_path} exists; pass overwrite=True to replace it.")
-        before, after = self._model_bands(before), self._model_bands(after)
-        valid &= valid_after
-        tile = tile or self.spec.chip_size
-        overlap = tile // 4 if overlap is None else overlap
-        stats = self.spec.stats
-        # Nodata pixels enter the model as the band means (0 once normalised), leave as NaN.
-        inputs = [
-            np.where(valid, stats.for_image(x, valid).normalise(x), 0.0).astype(np.float32)
-            for x in (before, after)
-        ]
-        from cdtools.scene.tiling import predict_tiled  # scene inference's tiling, a layer up
-
-        prob = predict_tiled(
-            functools.partial(self._predict_batch, tta=tta),
-            *inputs,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-        )
-        prob[~valid] = np.nan
+        pair = load_pair(before_image, after_image)
+        padded = _padded_to(pair, _round_up(tile or self.spec.chip_size, 32))
+        prob = predict_scene(
+            self, padded, tile=tile, overlap=overlap, batch_size=batch_size,
+            precision=precision, tta=tta, encoding="float32",
+        ).compute()  # fmt: skip
+        prob = prob.isel(y=slice(0, pair.sizes["y"]), x=slice(0, pair.sizes["x"]))
         threshold = self.threshold if threshold is None else threshold
         if out_path is not None:
-            filled = np.nan_to_num(prob)
-            data = filled > threshold if output == "mask" else np.round(filled * 255)
-            write_geotiff(
-                out_path, data.astype(np.uint8), valid=valid,
-                transform=info.transform if info else None, crs=info.crs if info else None,
-            )  # fmt: skip
+            _write_change(prob, out_path, output=output, threshold=threshold, overwrite=overwrite)
         if visualize:
             from cdtools.plots import display, show_prediction
 
-            display(show_prediction(before, after, prob, threshold=threshold))
-        return to_dataarray(prob, info, name="change_probability")
+            before, after = np.nan_to_num(pair.values)
+            display(show_prediction(before, after, prob.values, threshold=threshold))
+        return prob
 
-    def _model_bands(self, image: np.ndarray) -> np.ndarray:
-        if self.spec.bands is not None and image.shape[0] > max(self.spec.bands):
-            image = image[list(self.spec.bands)]
-        if image.shape[0] != self.spec.in_channels:
-            raise GridError(
-                f"the image has {image.shape[0]} bands but the model was trained on "
-                f"{self.spec.in_channels}; pass imagery with the same bands as the training chips."
-            )
-        return image
 
-    def _predict_batch(
-        self, before: np.ndarray, after: np.ndarray, *, tta: bool = False
-    ) -> np.ndarray:
-        device = next(self.model.parameters()).device
-        self.model.eval()
+def _round_up(size: int, step: int) -> int:
+    return -(-size // step) * step
 
-        def forward(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-            return self.probability(self.model((before, after)))[:, 0].float()
 
-        with torch.inference_mode():
-            pair = (torch.from_numpy(before).to(device), torch.from_numpy(after).to(device))
-            prob = dihedral_mean(forward, *pair) if tta else forward(*pair)
-            return prob.cpu().numpy()
+def _padded_to(pair: xr.DataArray, size: int) -> xr.DataArray:
+    """``pair`` padded below and to the right with no data (NaN) to at least ``size`` pixels
+    each way, its coordinates continued on its grid (predict_scene needs one whole tile)."""
+    height, width = pair.sizes["y"], pair.sizes["x"]
+    extra_y, extra_x = max(size - height, 0), max(size - width, 0)
+    if not (extra_y or extra_x):
+        return pair
+    t = pair.rio.transform()
+    padded = pair.pad(y=(0, extra_y), x=(0, extra_x), constant_values=np.nan)
+    return padded.assign_coords(
+        y=t.f + t.e * (np.arange(height + extra_y) + 0.5),
+        x=t.c + t.a * (np.arange(width + extra_x) + 0.5),
+    )
+
+
+def _write_change(
+    prob: xr.DataArray,
+    path: PathLike,
+    *,
+    output: Literal["probability", "mask"],
+    threshold: float,
+    overwrite: bool,
+) -> None:
+    """Write a float change probability as ``cdtools predict`` does: uint8 x 255, or 0/1
+    with ``output="mask"``; 255 is nodata in both."""
+    from cdtools.io.cog import write_raster
+    from cdtools.scene.changemap import threshold_change
+    from cdtools.scene.predict import LONG_NAMES, NODATA, encode_probability
+
+    coded = prob.copy(data=encode_probability(prob.values)).chunk()
+    coded = coded.assign_attrs(long_name=LONG_NAMES["uint8"], threshold=threshold)
+    coded = coded.rio.write_nodata(NODATA)
+    if output == "mask":
+        coded = threshold_change(coded, threshold)
+    write_raster(coded, path, overwrite=overwrite, progress=False)
 
 
 def _split_encoder(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:

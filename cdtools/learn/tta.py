@@ -1,8 +1,8 @@
 """Test-time augmentation: a change map averaged over the 8 dihedral transforms of a tile.
 
-Both inference engines (:meth:`cdtools.ChangeDetector.predict` and
-:func:`cdtools.predict_scene`) run their batches through :func:`dihedral_mean` when
-asked for ``tta=True``: each transform (identity, quarter turns, the mirror image and its
+The inference engine (:func:`cdtools.predict_scene`, which
+:meth:`cdtools.ChangeDetector.predict` calls) runs its batches through :func:`dihedral_mean`
+when asked for ``tta=True``: each transform (identity, quarter turns, the mirror image and its
 turns) is applied to both dates, the model predicts change probability, the transform is
 undone on that probability map, and the 8 maps are averaged. Probabilities are averaged,
 not logits, so a distance model (STANet) and a logit model are treated alike.

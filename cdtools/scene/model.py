@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -58,7 +59,11 @@ class SceneModel:
                 f"not {type(model).__name__}."
             )
         weights = save({k: v.detach().cpu().contiguous() for k, v in state.items()})
-        return cls(spec.to_json(), weights, hashlib.sha256(weights).hexdigest()[:16])
+        # what builds the module too: the same weights in another architecture are another model
+        built = [spec.arch, spec.backbone, spec.in_channels, spec.arch_kwargs]
+        described = json.dumps(built, sort_keys=True, default=str).encode()
+        token = hashlib.sha256(weights + described).hexdigest()[:16]
+        return cls(spec.to_json(), weights, token)
 
     @property
     def spec(self) -> ModelSpec:

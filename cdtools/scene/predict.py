@@ -1,20 +1,22 @@
 """predict_scene: the change map of a whole scene, lazily, chunk by chunk with dask.
 
+It is cdtools' one inference engine: :meth:`cdtools.ChangeDetector.predict` is a thin
+call of it on a pair in memory.
+
 How chunks are stitched (written by hand: no library does this job). The scene has one
-global grid of overlapping tiles, the same grid :func:`cdtools.scene.tiling.predict_tiled`
-uses on an image in memory. Each tile belongs to the chunk it starts in. A chunk reads
-its own pixels plus one tile's width below and to the right (a dask overlap with an
-asymmetric halo), predicts the tiles it owns in batches, and returns their weighted sum
-and weights, which spill up to one tile into the next chunks. Each output chunk then
-adds the spill of its upper and left neighbours (overlap-add). So every tile is
-predicted exactly once, and the result is the whole-scene blend whatever the chunking:
-chunk borders leave no trace.
+global grid of overlapping tiles (:func:`cdtools.scene.tiling.tile_starts`). Each tile
+belongs to the chunk it starts in. A chunk reads its own pixels plus one tile's width
+below and to the right (a dask overlap with an asymmetric halo), predicts the tiles it
+owns in batches, and returns their weighted sum and weights, which spill up to one tile
+into the next chunks. Each output chunk then adds the spill of its upper and left
+neighbours (overlap-add). So every tile is predicted exactly once, and the result is the
+whole-scene blend whatever the chunking: chunk borders leave no trace.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -34,6 +36,12 @@ DEFAULT_CHUNK = 1024
 BATCH_PIXELS = {False: 2**19, True: 2**23}  # pixels per forward pass: CPU, GPU
 # take tiles larger than their chips unchanged
 FULLY_CONVOLUTIONAL = {"siamese_unet", "fc_ef", "fc_siam_conc", "fc_siam_diff"}
+Encoding = Literal["uint8", "float32"]
+"""How predict_scene returns probability: uint8 x 255 (255: no data), or float32 (NaN)."""
+LONG_NAMES = {
+    "uint8": "change probability x 255 (255: no data)",
+    "float32": "change probability (NaN: no data)",
+}
 
 
 def predict_scene(
@@ -47,6 +55,7 @@ def predict_scene(
     precision: Precision = "auto",
     chunk: int | None = None,
     tta: bool = False,
+    encoding: Encoding = "uint8",
 ) -> xr.DataArray:
     """Lazy change probability of a whole aligned pair, on the pair's grid.
 
@@ -66,12 +75,16 @@ def predict_scene(
         tta: test-time augmentation: each tile's probability is the mean over its 8 flips
             and quarter turns (:func:`cdtools.learn.tta.dihedral_mean`), 8 times the compute;
             for models whose ``output`` is "logit" or "distance" (all of cdtools.models).
+        encoding: "uint8" (default), what a GeoTIFF stores; or "float32", the blended
+            probability itself, not quantised, for results kept in memory.
 
     Returns:
-        A lazy uint8 ``(y, x)`` DataArray: ``min(round(255 p), 254)`` for probability p,
-        255 (its ``rio.nodata``) where either date has no data; compute it, or stream it
-        to disk with :func:`cdtools.write_raster`. Runs on dask's threaded scheduler, or
-        on a ``dask.distributed`` cluster when a Client is active.
+        A lazy ``(y, x)`` DataArray. uint8: ``min(round(255 p), 254)`` for probability p
+        (:func:`encode_probability`), 255 (its ``rio.nodata``) where either date has no
+        data. float32: p, NaN where either date has no data; encoding it gives exactly the
+        uint8 result. Compute it, or stream it to disk with :func:`cdtools.write_raster`.
+        Runs on dask's threaded scheduler, or on a ``dask.distributed`` cluster when a
+        Client is active.
 
     Example:
         >>> pair = load_pair("before.tif", "after.tif")  # doctest: +SKIP
@@ -83,6 +96,8 @@ def predict_scene(
 
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}.")
+    if encoding not in ("uint8", "float32"):
+        raise ParameterError(f"encoding must be uint8 or float32, got {encoding!r}.")
     handle = SceneModel.of(model)
     spec = handle.spec
     if tta:
@@ -126,10 +141,11 @@ def predict_scene(
         spill,
         cores=(rows, cols),
         tile=tile,
+        encoding=encoding,
         drop_axis=0,
         chunks=(rows, cols),
-        dtype=np.uint8,
-        token="cdtools-blend",
+        dtype=np.dtype(encoding),
+        token=f"cdtools-blend-{encoding}",
     )
     return _as_dataarray(change, pair, spec, tile, overlap)
 
@@ -154,9 +170,9 @@ def _model_bands(pair: Any, spec: ModelSpec) -> Any:
         pair = pair.isel(band=list(spec.bands))
     if pair.sizes["band"] != spec.in_channels:
         raise GridError(
-            f"the pair has {bands} bands but the model takes {spec.in_channels}; load the "
-            "pair with the model's bands (load_pair(..., bands=[...]), or --bands on the "
-            "command line)."
+            f"the pair has {bands} bands but the model takes {spec.in_channels}; pass imagery "
+            "with the model's bands, or load the pair with them (load_pair(..., bands=[...]), "
+            "or --bands on the command line)."
         )
     return pair
 
@@ -284,9 +300,11 @@ def _add_spill(
     *,
     cores: tuple[tuple[int, ...], tuple[int, ...]],
     tile: int,
+    encoding: Encoding,
     block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
-    """One output chunk: its own sums plus what its upper and left neighbours spilled."""
+    """One output chunk: its own sums plus what its upper and left neighbours spilled,
+    as probability in ``encoding``."""
     i, j = block_info[0]["chunk-location"][1:]  # type: ignore[index]
     top, left = (tile if i else 0), (tile if j else 0)
     height, width = cores[0][i], cores[1][j]
@@ -295,9 +313,20 @@ def _add_spill(
     total[:, :, :left] += block[:2, top : top + height, :left]
     total[:, :top, :left] += block[:2, :top, :left]
     valid = block[2, top : top + height, left : left + width] > 0
-    prob = total[0] / np.maximum(total[1], 1e-12)
-    coded = np.minimum(np.round(prob * 255), NODATA - 1).astype(np.uint8)
-    return np.where(valid, coded, np.uint8(NODATA))
+    prob = np.where(valid, total[0] / np.maximum(total[1], 1e-12), np.float32(np.nan))
+    return prob if encoding == "float32" else encode_probability(prob)
+
+
+def encode_probability(prob: np.ndarray) -> np.ndarray:
+    """Probability in [0, 1] (NaN: no data) as predict_scene's uint8: ``min(round(255 p),
+    254)``, and 255 (:data:`NODATA`) for NaN. Decode with value / 255 (within 1/510).
+
+    Example:
+        >>> encode_probability(np.array([0.0, 0.5, 1.0, np.nan], np.float32))
+        array([  0, 128, 254, 255], dtype=uint8)
+    """
+    coded = np.minimum(np.round(np.nan_to_num(prob) * 255), NODATA - 1).astype(np.uint8)
+    return np.where(np.isnan(prob), np.uint8(NODATA), coded)
 
 
 def _as_dataarray(change: Any, pair: Any, spec: ModelSpec, tile: int, overlap: int) -> Any:
@@ -309,7 +338,7 @@ def _as_dataarray(change: Any, pair: Any, spec: ModelSpec, tile: int, overlap: i
         coords={"y": pair.coords["y"], "x": pair.coords["x"]},
         name="change_probability",
         attrs={
-            "long_name": "change probability x 255 (255: no data)",
+            "long_name": LONG_NAMES[change.dtype.name],
             "model": f"{spec.arch} ({spec.backbone})",
             "tile": tile,
             "overlap": overlap,
@@ -317,4 +346,5 @@ def _as_dataarray(change: Any, pair: Any, spec: ModelSpec, tile: int, overlap: i
     )
     if pair.rio.crs is not None:
         result = result.rio.write_crs(pair.rio.crs)
-    return result.rio.write_transform(pair.rio.transform()).rio.write_nodata(NODATA)
+    nodata = NODATA if change.dtype == np.uint8 else np.nan
+    return result.rio.write_transform(pair.rio.transform()).rio.write_nodata(nodata)
