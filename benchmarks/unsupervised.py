@@ -13,6 +13,7 @@ with its best threshold. Then streaming throughput on a 4096 x 4096 pair on disk
 the time of just reading it.
 
     OMP_NUM_THREADS=1 python benchmarks/unsupervised.py [--data ../shared/data] [--workers 1]
+    OMP_NUM_THREADS=1 python benchmarks/unsupervised.py --streaming-only
 
 Writes benchmarks/results/unsupervised.json. Nothing from the data folder is copied.
 """
@@ -40,6 +41,7 @@ from cdtools.errors import CdtoolsWarning
 from cdtools.io.raster import atomic_path
 
 ROOT = Path(__file__).parents[1]
+STREAMING_RESULTS = Path(__file__).parent / "results" / "unsupervised_streaming.json"
 RESULTS = Path(__file__).parent / "results" / "unsupervised.json"
 REAL_DATA = Path(os.environ.get("CDTOOLS_REAL_DATA", ROOT.parent / "shared" / "data"))
 METHODS = ("cva", "irmad", "pca_kmeans")
@@ -227,7 +229,19 @@ def main() -> None:
     parser.add_argument("--stream-size", type=int, default=4096)
     parser.add_argument("--weak-epochs", default="airchange=12,landsat_nanjing=40")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--streaming-only", action="store_true",
+        help=f"only the streaming figures, to {STREAMING_RESULTS.name} (no data folder needed)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.streaming_only:
+        dask.config.set(scheduler="threads", num_workers=args.workers)
+        with tempfile.TemporaryDirectory(prefix="cdtools-unsupervised-") as tmp:
+            figures = streaming(Path(tmp), args.stream_size)
+        figures["machine"] = f"{platform.machine()}, {args.workers} dask thread(s), cpu"
+        STREAMING_RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+        print("streaming", figures, f"\nwrote {STREAMING_RESULTS}")
+        return
     weak_epochs = {k: int(v) for k, v in (kv.split("=") for kv in args.weak_epochs.split(","))}
     if not (args.data / "sztaki_airchange").exists():
         raise SystemExit(f"the real data is not at {args.data}; pass --data.")
