@@ -175,6 +175,7 @@ class ChangeDetector(Trainable):
             last_fit={"epochs": epochs, "lr": lr, **options},
             epochs_total=training.get("epochs_total", 0) + epochs,
         )
+        self.spec.metrics = {}  # scores of the weights before this fit: save scores again
 
     # --------------------------------------------------------------- evaluation
     def _validation(self, *, start: int = 0) -> Any:
@@ -202,8 +203,11 @@ class ChangeDetector(Trainable):
         counts = np.zeros((2, bins), dtype=np.int64)
         for _, _, mask, prob in self._validation():
             counts += probability_histogram(prob, mask, bins=bins)
-        self.spec.threshold = best_f1_threshold(counts)
-        return self.spec.threshold
+        threshold = best_f1_threshold(counts)
+        if threshold != self.spec.threshold:
+            self.spec.metrics = {}  # scored at the old threshold: save scores again
+        self.spec.threshold = threshold
+        return threshold
 
     def show_results(
         self, rows: int = 4, *, threshold: float | None = None, batch: int = 0
