@@ -31,7 +31,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "learn": (
         "models", "learn.package", "learn.checkpoint", "learn.losses", "learn.metrics",
-        "learn.autocast", "learn.averaging", "learn.tta", "learn.trainable", "learn.detector",
+        "learn.autocast", "learn.averaging", "learn.tta", "learn.epoch_log", "learn.trainable",
+        "learn.detector",
     ),
     "scene": (
         "scene.tiling", "scene.model", "scene.predict", "scene.changemap", "unsupervised.sample",

@@ -58,3 +58,18 @@ def test_the_classifier_trains_with_the_detectors_options(
     loaded = LandCoverClassifier.from_model(package)
     with pytest.raises(CdtoolsError, match=r"from_model\(path, data=prepare_landcover_data"):
         loaded.fit(1)
+
+
+def test_a_fit_written_to_a_file_logs_one_line_per_epoch(
+    classifier: LandCoverClassifier, capsys: pytest.CaptureFixture
+) -> None:
+    """Output that is not a terminal (pytest's capture, a log file) gets no progress bar,
+    only a header and one aligned line per epoch."""
+    classifier.fit(2, lr=3e-3, checkpoint=False, precision="fp32")
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    assert [line.split()[0] for line in lines[1:]] == ["0", "1"]
+    assert all(len(line.split()) == 5 for line in lines)
+    assert "\r" not in captured.out + captured.err and "Epoch 1/2" not in captured.err
+    assert classifier.learn.logger is print and hasattr(classifier.learn, "progress")

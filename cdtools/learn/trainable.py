@@ -27,6 +27,7 @@ from cdtools.learn.autocast import (
 )
 from cdtools.learn.averaging import WeightAveraging
 from cdtools.learn.checkpoint import SafetensorsCheckpoint
+from cdtools.learn.epoch_log import readable_log
 from cdtools.learn.fastai_api import EarlyStoppingCallback, Learner
 from cdtools.learn.package import PackageError, package_folder, read_package, write_package
 
@@ -65,7 +66,9 @@ class Trainable:
     def lr_find(self, *, show: bool = True, num_it: int = 100) -> float:
         """Run fastai's learning-rate finder; plots the curve and returns the suggestion,
         which ``fit`` then uses when it is given no rate."""
-        suggestion = self._learner().lr_find(num_it=num_it, show_plot=show)
+        learn = self._learner()
+        with readable_log(learn):
+            suggestion = learn.lr_find(num_it=num_it, show_plot=show)
         self._lr = float(suggestion.valley)
         return self._lr
 
@@ -81,7 +84,8 @@ class Trainable:
         precision: Precision = "auto",
         average: bool = False,
     ) -> None:
-        """Train, printing the losses and the validation scores per epoch.
+        """Train, printing the losses and the validation scores per epoch (fastai's bar and
+        table in Jupyter or a terminal; one line per epoch when output goes to a file).
 
         Args:
             epochs: passes over the training data.
@@ -123,10 +127,11 @@ class Trainable:
             callbacks.append(BFloat16Training())
         lr = lr or self._lr or self._default_lr()
         try:
-            if one_cycle:
-                learn.fit_one_cycle(epochs, lr, cbs=callbacks)
-            else:
-                learn.fit(epochs, lr, cbs=callbacks)
+            with readable_log(learn):
+                if one_cycle:
+                    learn.fit_one_cycle(epochs, lr, cbs=callbacks)
+                else:
+                    learn.fit(epochs, lr, cbs=callbacks)
         finally:
             if precision == "fp16":
                 learn.to_fp32()
