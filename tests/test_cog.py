@@ -72,30 +72,6 @@ def test_bands_chunked_apart_and_floats_round_trip(tmp_path: Path) -> None:
         np.testing.assert_array_equal(src.read(), values)
 
 
-def test_chunks_are_computed_a_few_at_a_time_in_row_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Memory flat in scene size: never more than CHUNKS_IN_FLIGHT x threads chunks per
-    store, so the scheduler cannot read the whole scene ahead of the writes."""
-    import cdtools.io.blocks as blocks
-
-    batches: list[int] = []
-    store = da.store
-
-    def counting(sources, targets, **kwargs):
-        if kwargs.get("compute", True):  # rioxarray's own lazy store is never computed
-            batches.append(len(sources))
-        return store(sources, targets, **kwargs)
-
-    monkeypatch.setattr(da, "store", counting)
-    with dask.config.set(num_workers=2):
-        write_raster(lazy_raster(chunk=128), tmp_path / "out.tif", progress=False)
-    assert sum(batches) == 10 * 8 and max(batches) == blocks.CHUNKS_IN_FLIGHT * 2
-    with rasterio.open(tmp_path / "out.tif") as src:
-        expected = (np.arange(1200 * 1000).reshape(1200, 1000) % 251).astype(np.uint8)
-        np.testing.assert_array_equal(src.read(1), expected)
-
-
 def test_a_plain_tiled_geotiff_when_asked(tmp_path: Path) -> None:
     path = write_raster(lazy_raster(300, 200), tmp_path / "plain.tif", cog=False, progress=False)
     with rasterio.open(path) as src:

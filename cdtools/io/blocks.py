@@ -1,17 +1,15 @@
-"""Dask arrays computed a few chunks at a time, so that memory stays flat in scene size.
+"""Reading a scene with memory flat in its size: GDAL's cache capped, chunks in batches.
 
-One ``compute`` over a whole scene lets dask's local schedulers read inputs far ahead of
-the tasks that consume them: an 8192-pixel pair sampled on a grid (the unsupervised
-statistics' sample) or streamed to a GeoTIFF through an overlap graph (``predict_scene``)
-held most of the pair at once. Computing the chunks in row order, a few per thread at a
-time, bounds what is in memory by the batch, whatever the scene's size. GDAL's block cache
-is capped meanwhile (:data:`GDAL_CACHE_MB`): by default it may take 5 % of the RAM and
-kept every block of an 8192-pixel pair it read.
+GDAL's block cache may take 5 % of the RAM by default, and it kept every block of an
+8192-pixel pair that a computation read: :data:`GDAL_CACHE_MB` caps it, in
+:func:`compute_in_batches` and in :func:`cdtools.write_raster`. Where only a little of
+each chunk is kept (the unsupervised statistics' grid sample), :func:`compute_in_batches`
+also hands dask a few chunks at a time, in row order, so that nothing can read far ahead
+of what it consumes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,27 +28,22 @@ def batch_size() -> int:
     return max(1, CHUNKS_IN_FLIGHT * int(threads))
 
 
-def store_in_batches(data: Any, target: Any, *, done: Callable[[int], Any] | None = None) -> None:
-    """``target[place] = chunk`` for every chunk of the dask array ``data``, in row order,
-    :func:`batch_size` chunks per ``dask.array.store`` (each chunk is stored by the thread
-    that computed it), with GDAL's cache capped.
-
-    Args:
-        data: a dask array.
-        target: anything that takes ``target[tuple of slices] = values`` from several
-            threads at once (a numpy array, a window writer).
-        done: called with the number of chunks of each batch once it is stored.
+def compute_in_batches(data: Any) -> np.ndarray:
+    """``data.compute()`` for a dask array, :func:`batch_size` chunks per ``dask.array.store``
+    in row order (each chunk stored by the thread that computed it), GDAL's cache capped;
+    a numpy array is returned as is.
 
     Example:
         >>> import dask.array as da
-        >>> out = np.zeros((4, 6))
-        >>> store_in_batches(da.ones((4, 6), chunks=(2, 3)), out)
-        >>> out.sum()
-        np.float64(24.0)
+        >>> compute_in_batches(da.arange(10, chunks=3)).sum()
+        np.int64(45)
     """
+    if not hasattr(data, "chunks") or not hasattr(data, "blocks"):
+        return np.asarray(data)
     import dask.array as da
     import rasterio
 
+    out = np.empty(data.shape, dtype=data.dtype)
     starts = [np.cumsum((0, *sizes[:-1])) for sizes in data.chunks]
     indices = list(np.ndindex(*data.numblocks))
     step = batch_size()
@@ -65,21 +58,5 @@ def store_in_batches(data: Any, target: Any, *, done: Callable[[int], Any] | Non
         ]
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
             sources = [data.blocks[index] for index in batch]
-            da.store(sources, [target] * len(batch), regions=places, lock=False)
-        if done is not None:
-            done(len(batch))
-
-
-def compute_in_batches(data: Any) -> np.ndarray:
-    """``data.compute()`` for a dask array, a batch of chunks at a time (a numpy array as is).
-
-    Example:
-        >>> import dask.array as da
-        >>> compute_in_batches(da.arange(10, chunks=3)).sum()
-        np.int64(45)
-    """
-    if not hasattr(data, "chunks") or not hasattr(data, "blocks"):
-        return np.asarray(data)
-    out = np.empty(data.shape, dtype=data.dtype)
-    store_in_batches(data, out)
+            da.store(sources, [out] * len(batch), regions=places, lock=False)
     return out

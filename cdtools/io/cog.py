@@ -1,13 +1,14 @@
 """write_raster: stream a (lazy) georeferenced DataArray to a Cloud Optimized GeoTIFF.
 
-Chunks are computed by dask and written window by window into a tiled GeoTIFF, so the
-array is never held whole; GDAL's COG driver then adds overviews and lays the file out as
-a COG. Both steps write temporary files beside the output, which appears under its name
-only when everything has succeeded.
+Chunks are computed by dask and written window by window into a tiled GeoTIFF
+(rioxarray's writer, under a lock), so the array is never held whole; GDAL's COG driver
+then adds overviews and lays the file out as a COG. Both steps write temporary files
+beside the output, which appears under its name only when everything has succeeded.
 
-Memory stays flat in scene size: on dask's local schedulers the chunks are computed a
-batch at a time with GDAL's block cache capped (:mod:`cdtools.io.blocks`). A
-``dask.distributed`` cluster schedules the whole store itself.
+GDAL's block cache is capped while this runs (:data:`cdtools.io.blocks.GDAL_CACHE_MB`):
+by default it may take 5 % of the RAM, and it kept every block of an 8192-pixel pair it
+read. The chunks go to dask in one store, not in batches: predict_scene's chunks need
+their neighbours' model outputs, which a batch would compute again (2.5x the model time).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,52 +118,13 @@ def _stream(da: Any, path: Path, compress: str, progress: bool) -> None:
         path, driver="GTiff", tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
         compress=compress, lock=lock, compute=False, windowed=True, recalc_transform=False,
     )  # fmt: skip
-    if delayed is not None and client is not None:
-        _compute_on_cluster(delayed, client, progress)
-    elif delayed is not None:
-        _store_a_few_chunks_at_a_time(da, path, lock, progress)
+    if delayed is not None:
+        _compute(delayed, client, progress)
     if description:
         import rasterio
 
         with rasterio.open(path, "r+") as dst:
             dst.set_band_description(1, str(description))
-
-
-def _store_a_few_chunks_at_a_time(da: Any, path: Path, lock: Any, progress: bool) -> None:
-    """Compute ``da``'s chunks a batch at a time (:mod:`cdtools.io.blocks`) and write
-    each into the GeoTIFF rioxarray created at ``path``."""
-    import rasterio
-    from tqdm.auto import tqdm
-    from xarray.conventions import encode_cf_variable
-
-    from cdtools.io.blocks import store_in_batches
-
-    with rasterio.open(path) as dst:
-        dtype = dst.dtypes[0]
-    data = encode_cf_variable(da.variable).data.astype(dtype)  # as rioxarray stores it
-    bar = tqdm(
-        total=data.npartitions, desc="chunks", unit="chunk", leave=False, disable=not progress
-    )
-    with bar:
-        store_in_batches(data, _Windows(path, lock), done=bar.update)
-
-
-class _Windows:
-    """Writes ``windows[band, y, x] = values`` (or ``[y, x]``) into a GeoTIFF, one writer
-    at a time."""
-
-    def __init__(self, path: Path, lock: Any) -> None:
-        self.path, self.lock = path, lock
-
-    def __setitem__(self, place: tuple[slice, ...], values: Any) -> None:
-        import rasterio
-        from rasterio.windows import Window
-
-        rows, cols = place[-2:]
-        window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
-        bands = 1 if len(place) == 2 else list(range(place[0].start + 1, place[0].stop + 1))
-        with self.lock, rasterio.open(self.path, "r+") as dst:
-            dst.write(values, bands, window=window)
 
 
 def active_client() -> Any:
@@ -176,7 +139,13 @@ def active_client() -> Any:
         return None
 
 
-def _compute_on_cluster(delayed: Any, client: Any, progress: bool) -> None:
+def _compute(delayed: Any, client: Any, progress: bool) -> None:
+    if client is None:
+        from tqdm.dask import TqdmCallback  # a bar over the tasks of dask's local schedulers
+
+        with TqdmCallback(desc="chunks", unit="task", leave=False) if progress else nullcontext():
+            delayed.compute()
+        return
     from distributed import KilledWorker
     from distributed import progress as show_progress
 
