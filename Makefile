@@ -37,8 +37,8 @@ browser:
 	}
 
 # Two pytest workers, one thread each (torch in the tests and in every notebook kernel):
-# on this project's 2-core machine that is 8.7 minutes against 13.3 for one worker with
-# two threads. A test file or notebook stays on one worker (nbval runs a notebook's cells
+# on this project's 2-core machine that is 9 minutes against 13.3 for one worker with two
+# threads (a fresh clone, an empty data cache). A test file or notebook stays on one worker (nbval runs a notebook's cells
 # in order); notebook 06 goes first, because training the sample land-cover classifier
 # is the longest single step.
 LONGEST := notebooks/06_classify_changes.ipynb
@@ -65,6 +65,7 @@ bench: $(INSTALLED)
 	$(PY) benchmarks/accuracy_airchange.py
 	$(PY) benchmarks/accuracy_real.py
 	$(PY) benchmarks/scene_speed.py
+	$(PY) benchmarks/runtimes.py
 	$(PY) benchmarks/transitions_sample.py
 
 clean:
