@@ -431,3 +431,18 @@ def _chunks(chunks: Any) -> Any:
     if isinstance(chunks, tuple):
         return dict(zip(("band", "y", "x"), chunks, strict=True))
     return chunks
+
+
+def padded_pair(pair: xr.DataArray, size: int) -> xr.DataArray:
+    """``pair`` padded below and to the right with no data (NaN) to at least ``size`` pixels
+    each way, its coordinates continued on its grid (predict_scene needs one whole tile)."""
+    height, width = pair.sizes["y"], pair.sizes["x"]
+    extra_y, extra_x = max(size - height, 0), max(size - width, 0)
+    if not (extra_y or extra_x):
+        return pair
+    t = pair.rio.transform()
+    padded = pair.pad(y=(0, extra_y), x=(0, extra_x), constant_values=np.nan)
+    return padded.assign_coords(
+        y=t.f + t.e * (np.arange(height + extra_y) + 0.5),
+        x=t.c + t.a * (np.arange(width + extra_x) + 0.5),
+    )

@@ -17,7 +17,7 @@ import torch
 
 from cdtools.chips.data import ChangeDataLoaders
 from cdtools.errors import OutputExistsError, ParameterError
-from cdtools.io.pair import load_pair
+from cdtools.io.pair import load_pair, padded_pair
 from cdtools.io.raster import PathLike
 from cdtools.learn.autocast import Precision
 from cdtools.learn.fastai_api import Learner
@@ -342,14 +342,15 @@ class ChangeDetector(Trainable):
             >>> change = detector.predict("before.tif", "after.tif", tta=True)  # doctest: +SKIP
             >>> change = detector.predict(before, after, out_path="change.tif")  # doctest: +SKIP
         """
-        from cdtools.scene.predict import predict_scene  # scene inference, a layer up
+        from cdtools.scene.changemap import write_change_map  # scene inference, a layer up
+        from cdtools.scene.predict import predict_scene
 
         if output not in ("probability", "mask"):
             raise ParameterError(f"output must be probability or mask, got {output!r}.")
         if out_path is not None and Path(out_path).exists() and not overwrite:
             raise OutputExistsError(f"{out_path} exists; pass overwrite=True to replace it.")
         pair = load_pair(before_image, after_image)
-        padded = _padded_to(pair, _round_up(tile or self.spec.chip_size, 32))
+        padded = padded_pair(pair, -(-(tile or self.spec.chip_size) // 32) * 32)
         prob = predict_scene(
             self, padded, tile=tile, overlap=overlap, batch_size=batch_size,
             precision=precision, tta=tta, encoding="float32",
@@ -357,54 +358,15 @@ class ChangeDetector(Trainable):
         prob = prob.isel(y=slice(0, pair.sizes["y"]), x=slice(0, pair.sizes["x"]))
         threshold = self.threshold if threshold is None else threshold
         if out_path is not None:
-            _write_change(prob, out_path, output=output, threshold=threshold, overwrite=overwrite)
+            write_change_map(
+                prob, out_path, output=output, threshold=threshold, overwrite=overwrite
+            )
         if visualize:
             from cdtools.plots import display, show_prediction
 
             before, after = np.nan_to_num(pair.values)
             display(show_prediction(before, after, prob.values, threshold=threshold))
         return prob
-
-
-def _round_up(size: int, step: int) -> int:
-    return -(-size // step) * step
-
-
-def _padded_to(pair: xr.DataArray, size: int) -> xr.DataArray:
-    """``pair`` padded below and to the right with no data (NaN) to at least ``size`` pixels
-    each way, its coordinates continued on its grid (predict_scene needs one whole tile)."""
-    height, width = pair.sizes["y"], pair.sizes["x"]
-    extra_y, extra_x = max(size - height, 0), max(size - width, 0)
-    if not (extra_y or extra_x):
-        return pair
-    t = pair.rio.transform()
-    padded = pair.pad(y=(0, extra_y), x=(0, extra_x), constant_values=np.nan)
-    return padded.assign_coords(
-        y=t.f + t.e * (np.arange(height + extra_y) + 0.5),
-        x=t.c + t.a * (np.arange(width + extra_x) + 0.5),
-    )
-
-
-def _write_change(
-    prob: xr.DataArray,
-    path: PathLike,
-    *,
-    output: Literal["probability", "mask"],
-    threshold: float,
-    overwrite: bool,
-) -> None:
-    """Write a float change probability as ``cdtools predict`` does: uint8 x 255, or 0/1
-    with ``output="mask"``; 255 is nodata in both."""
-    from cdtools.io.cog import write_raster
-    from cdtools.scene.changemap import threshold_change
-    from cdtools.scene.predict import LONG_NAMES, NODATA, encode_probability
-
-    coded = prob.copy(data=encode_probability(prob.values)).chunk()
-    coded = coded.assign_attrs(long_name=LONG_NAMES["uint8"], threshold=threshold)
-    coded = coded.rio.write_nodata(NODATA)
-    if output == "mask":
-        coded = threshold_change(coded, threshold)
-    write_raster(coded, path, overwrite=overwrite, progress=False)
 
 
 def _split_encoder(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:

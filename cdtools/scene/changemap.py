@@ -191,3 +191,24 @@ def check_grid(attrs: dict[str, Any], shape: tuple[int, ...], transform: Affine,
             f"transform {attrs['transform']}); load it on the change map's grid (load_pair "
             "with the grid= and resolution= the map was predicted with)."
         )
+
+
+def write_change_map(
+    prob: Any,
+    path: str | Path,
+    *,
+    output: str,
+    threshold: float,
+    overwrite: bool,
+) -> None:
+    """Write a float change probability as ``cdtools predict`` does: uint8 x 255, or 0/1
+    with ``output="mask"``; 255 is nodata in both."""
+    from cdtools.io.cog import write_raster
+    from cdtools.scene.predict import LONG_NAMES, NODATA, encode_probability
+
+    coded = prob.copy(data=encode_probability(prob.values)).chunk()
+    coded = coded.assign_attrs(long_name=LONG_NAMES["uint8"], threshold=threshold)
+    coded = coded.rio.write_nodata(NODATA)
+    if output == "mask":
+        coded = threshold_change(coded, threshold)
+    write_raster(coded, path, overwrite=overwrite, progress=False)
