@@ -9,8 +9,9 @@ belongs to the chunk it starts in. A chunk reads its own pixels plus one tile's 
 below and to the right (a dask overlap with an asymmetric halo), predicts the tiles it
 owns in batches, and returns their weighted sum and weights, which spill up to one tile
 into the next chunks. Each output chunk then adds the spill of its upper and left
-neighbours (overlap-add). So every tile is predicted exactly once, and the result is the
-whole-scene blend whatever the chunking: chunk borders leave no trace.
+neighbours (overlap-add, :mod:`cdtools.scene.stitch`). So every tile is predicted exactly
+once, and the result is the whole-scene blend whatever the chunking: chunk borders leave
+no trace.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cdtools.errors import GridError, ParameterError
 from cdtools.learn.autocast import PRECISIONS, Precision, on_gpu
 from cdtools.learn.package import ModelSpec
 from cdtools.scene.model import SceneModel
+from cdtools.scene.stitch import overlap_add
 from cdtools.scene.tiling import blend_window, check_tiling, tile_starts
 
 if TYPE_CHECKING:
@@ -131,22 +133,12 @@ def predict_scene(
         size=(height, width),
         options=options,
         drop_axis=0,
-        chunks=((3,), halo.chunks[2], halo.chunks[3]),
+        chunks=((2,), halo.chunks[2], halo.chunks[3]),
         dtype=np.float32,
         token="cdtools-predict-tiles",
     )
-    spill = da.overlap.overlap(sums, depth={0: 0, 1: (tile, 0), 2: (tile, 0)}, boundary="none")
-    change = da.map_blocks(
-        _add_spill,
-        spill,
-        cores=(rows, cols),
-        tile=tile,
-        encoding=encoding,
-        drop_axis=0,
-        chunks=(rows, cols),
-        dtype=np.dtype(encoding),
-        token=f"cdtools-blend-{encoding}",
-    )
+    encode = None if encoding == "float32" else encode_probability
+    change = overlap_add(sums, rows, cols, tile, encode, dtype=np.dtype(encoding))
     return _as_dataarray(change, pair, spec, tile, overlap)
 
 
@@ -248,7 +240,7 @@ def _owned_tiles(
     options: dict[str, Any],
     block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
-    """Weighted sum, weights and validity of the tiles that start in this chunk."""
+    """Weighted sum (NaN where no data) and weights of the tiles that start in this chunk."""
     i, j = block_info[0]["chunk-location"][2:]  # type: ignore[index]
     y0, x0 = origins[0][i], origins[1][j]
     ends = (
@@ -264,8 +256,8 @@ def _owned_tiles(
         if x0 <= c < ends[1]
     ]
     valid = np.isfinite(block).all(axis=(0, 1))
-    out = np.zeros((3, *block.shape[2:]), dtype=np.float32)
-    out[2] = valid
+    out = np.zeros((2, *block.shape[2:]), dtype=np.float32)
+    out[0, ~valid] = np.nan  # no data: NaN, which every sum it enters keeps
     if not own:
         return out
     before, after = (
@@ -293,28 +285,6 @@ def _owned_tiles(
             out[0, r : r + tile, c : c + tile] += prob * windows[inner]
             out[1, r : r + tile, c : c + tile] += windows[inner]
     return out
-
-
-def _add_spill(
-    block: np.ndarray,
-    *,
-    cores: tuple[tuple[int, ...], tuple[int, ...]],
-    tile: int,
-    encoding: Encoding,
-    block_info: dict[Any, Any] | None = None,
-) -> np.ndarray:
-    """One output chunk: its own sums plus what its upper and left neighbours spilled,
-    as probability in ``encoding``."""
-    i, j = block_info[0]["chunk-location"][1:]  # type: ignore[index]
-    top, left = (tile if i else 0), (tile if j else 0)
-    height, width = cores[0][i], cores[1][j]
-    total = block[:2, top : top + height, left : left + width].copy()
-    total[:, :top] += block[:2, :top, left : left + width]
-    total[:, :, :left] += block[:2, top : top + height, :left]
-    total[:, :top, :left] += block[:2, :top, :left]
-    valid = block[2, top : top + height, left : left + width] > 0
-    prob = np.where(valid, total[0] / np.maximum(total[1], 1e-12), np.float32(np.nan))
-    return prob if encoding == "float32" else encode_probability(prob)
 
 
 def encode_probability(prob: np.ndarray) -> np.ndarray:

@@ -38,6 +38,9 @@ AUTO = {"irmad": "otsu", "cva": "otsu", "pca_kmeans": "kmeans"}  # chosen on sam
 DEFAULT_CHUNK = 1024
 
 
+ROWS_AHEAD = 2  # rows of chunks read ahead of the scores that need them (2: the least)
+
+
 def detect_change(
     pair: Any,
     *,
@@ -216,18 +219,44 @@ def _encode(statistic: np.ndarray, valid: np.ndarray, reference: float) -> np.nd
 
 
 def _with_halo(data: Any, model: Any, reference: float) -> Any:
-    """The score of a model that looks at each pixel's neighbours (pca_kmeans): the halo
-    is taken on the one-band difference image, so a chunk reads its neighbours' pixels
-    once, not both dates' bands."""
-    import dask.array as da
+    """The score of a model that looks at each pixel's neighbours (pca_kmeans), row of
+    chunks by row of chunks.
 
-    h = model.halo
-    diff = data.map_blocks(model.difference, drop_axis=(0, 1), dtype=np.float32)
-    extended = da.overlap.overlap(diff, depth={0: h, 1: h}, boundary="reflect")
-    return da.map_blocks(
-        _halo_block, extended, model=model, reference=reference, chunks=diff.chunks,
-        dtype=np.uint8, token="cdtools-detect-pca_kmeans",
-    )  # fmt: skip
+    The halo is taken on the one-band difference image, so a chunk reads its neighbours'
+    pixels once, not both dates' bands. Each row of scores needs the difference rows above
+    and below it, and a row is read only once the scores :data:`ROWS_AHEAD` rows above it
+    are done: left to itself, dask's scheduler read most of an 8192-pixel scene's
+    difference image ahead of the scores, and memory grew with the scene's area.
+    """
+    import dask.array as da
+    from dask.graph_manipulation import bind
+
+    h, rows = model.halo, data.numblocks[2]
+    diffs: list[Any] = []
+    scores: list[Any] = []
+
+    def difference_row(k: int) -> Any:
+        row = data.blocks[:, :, k : k + 1]
+        if k >= ROWS_AHEAD:
+            row = bind(row, scores[k - ROWS_AHEAD])
+        return row.map_blocks(model.difference, drop_axis=(0, 1), dtype=np.float32)
+
+    def score_row(k: int) -> Any:
+        first = max(k - 1, 0)
+        strip = da.concatenate(diffs[first : k + 2], axis=0)
+        extended = da.overlap.overlap(strip, depth={0: h, 1: h}, boundary="reflect")
+        score = da.map_blocks(
+            _halo_block, extended, model=model, reference=reference, chunks=strip.chunks,
+            dtype=np.uint8, token="cdtools-detect-pca_kmeans",
+        )  # fmt: skip
+        return score.blocks[k - first : k - first + 1]
+
+    for k in range(rows):
+        diffs.append(difference_row(k))
+        if k:
+            scores.append(score_row(k - 1))
+    scores.append(score_row(rows - 1))
+    return da.concatenate(scores, axis=0)
 
 
 def _empty(data: Any, pair: Any, method: str, *, valid: bool) -> Any:
