@@ -116,6 +116,41 @@ def test_the_lazy_map_equals_a_one_chunk_computation(planted, tmp_path: Path, me
     )
 
 
+def test_pca_kmeans_reads_a_row_only_when_the_scores_above_need_it(tmp_path: Path) -> None:
+    """Memory flat in scene size: at most three rows of the difference image (the scores'
+    row, the rows above and below) are held at once; left to dask's order, most of them
+    were (50 of these 64 chunks)."""
+    from dask.callbacks import Callback
+
+    from cdtools.unsupervised.detect import ROWS_AHEAD
+
+    before, after, _ = scene()
+    pair = load(tmp_path, before, after, chunk=16)  # 8 x 8 chunks
+    change = cdtools.detect_change(pair, method="pca_kmeans")
+    most = 0
+
+    class CountDifferenceBlocks(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id) -> None:
+            nonlocal most
+            held = set()
+            for value in state["cache"].values():
+                while isinstance(value, np.ndarray) and isinstance(value.base, np.ndarray):
+                    value = value.base  # an overlap's slice holds its whole chunk
+                if (
+                    isinstance(value, np.ndarray)
+                    and value.dtype == np.float32
+                    and value.shape == (16, 16)
+                ):
+                    held.add(id(value))
+            most = max(most, len(held))
+
+    with CountDifferenceBlocks():
+        values = change.compute(scheduler="threads").values
+    assert ROWS_AHEAD == 2 and 8 <= most <= 3 * 8
+    whole = cdtools.detect_change(pair.chunk({"y": -1, "x": -1}), method="pca_kmeans")
+    np.testing.assert_array_equal(values, whole.values)
+
+
 def test_thresholds_split_two_populations() -> None:
     rng = np.random.default_rng(0)
     values = np.r_[rng.normal(0, 1, 9000), rng.normal(10, 2, 1000)]
