@@ -1,4 +1,4 @@
-"""CPU runtimes for scene inference: torch fp32 and bf16 beside ONNX Runtime fp32 and int8.
+"""CPU runtimes for scene inference: torch, torch.compile, ONNX Runtime, OpenVINO, tile sizes.
 
 Each runtime runs inside ``predict_scene`` itself (same tiles, blending and chunks: only the
 forward pass differs), on a sample scene the model never saw, and is scored against the
@@ -11,10 +11,16 @@ F1 at 0.5, and the largest and mean difference from torch fp32's probability.
 - ``ort_int8``: that export quantised statically (QDQ, per-channel int8 weights, uint8
   activations) by onnxruntime.quantization, calibrated on the normalised tiles that
   predict_scene feeds the model on another sample scene (real tiles, not noise).
+- ``compile_fp32``, ``compile_bf16``: the torch model through ``torch.compile`` (inductor,
+  which needs a C++ compiler); compiling happens in the untimed first run.
+- ``openvino_fp32``, ``openvino_bf16``: the ONNX export compiled by OpenVINO for the CPU
+  with that inference precision. OpenVINO is not a cdtools dependency: the benchmark
+  installs it with pip into its own folder (``--openvino-dir``) and imports it from there.
+- ``torch_bf16_tile768``, ``torch_bf16_tile1024``: larger tiles than predict_scene's
+  default (448-640 px, an eighth of overlap), so a smaller share of pixels is predicted
+  twice.
 
-torch.compile, OpenVINO and larger tiles are not in this run.
-
-    python benchmarks/runtimes.py [--size 2048] [--model PATH]
+    python benchmarks/runtimes.py [--size 2048] [--model PATH] [--repeats 3] [--only a,b]
 
 Writes benchmarks/results/runtimes.json.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
 import platform
@@ -72,6 +79,56 @@ class RecordingSceneModel(SceneModel):
         return super().predict(before, after, **kwargs)
 
 
+@dataclasses.dataclass(frozen=True)
+class CompiledSceneModel(SceneModel):
+    """The torch model through torch.compile (inductor)."""
+
+    def _build(self, device: str) -> Any:
+        import torch
+
+        return torch.compile(super()._build(device))
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenVinoSceneModel(SceneModel):
+    """The ONNX export compiled by OpenVINO for the CPU, in ``inference_precision``."""
+
+    onnx_path: str = ""
+    inference_precision: str = "f32"
+
+    def predict(self, before: np.ndarray, after: np.ndarray, **_: Any) -> np.ndarray:
+        import openvino as ov
+
+        key = f"{self.onnx_path}-{self.inference_precision}"
+        if key not in SESSIONS:
+            SESSIONS[key] = ov.Core().compile_model(
+                self.onnx_path, "CPU", {"INFERENCE_PRECISION_HINT": self.inference_precision}
+            )
+        with ONE_FORWARD:
+            out = SESSIONS[key](
+                {"before": before.astype(np.float32), "after": after.astype(np.float32)}
+            )
+            return next(iter(out.values()))[:, 0]
+
+
+def install_openvino(folder: Path) -> None:
+    """Make ``import openvino`` work: pip-install it into ``folder`` (not this environment's
+    site-packages) when it is not importable, and put ``folder`` on sys.path."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(folder))
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+             str(folder), "openvino", "openvino-telemetry"],
+            check=True,
+        )  # fmt: skip
+        importlib.invalidate_caches()  # the folder was listed before openvino was in it
+
+
 def variant(base: SceneModel, cls: type, suffix: str, **fields: Any) -> Any:
     return cls(base.spec_json, base.weights, f"{base.token}-{suffix}", **fields)
 
@@ -98,10 +155,10 @@ def quantise(fp32: Path, out: Path, batches: list[tuple[np.ndarray, np.ndarray]]
     return out
 
 
-def run(handle: Any, pair: Any, precision: str) -> tuple[np.ndarray, float]:
+def run(handle: Any, pair: Any, precision: str, **options: Any) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
-    coded = cdtools.predict_scene(handle, pair, precision=precision, encoding="float32").values
-    return coded, time.perf_counter() - start
+    prob = cdtools.predict_scene(handle, pair, precision=precision, encoding="float32", **options)
+    return prob.values, time.perf_counter() - start
 
 
 def f1(prob: np.ndarray, truth: np.ndarray) -> float:
@@ -117,6 +174,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--model", type=Path, help="a saved sample detector (default: train it)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs (median kept)")
+    parser.add_argument("--only", default="", help="comma-separated runtimes (default: all)")
+    parser.add_argument(
+        "--openvino-dir", type=Path, default=Path(tempfile.gettempdir()) / "cdtools-openvino"
+    )
     args = parser.parse_args()
     from cdtools.samples import RECIPE, sample_detector
 
@@ -139,24 +201,54 @@ def main() -> None:
         int8_path = quantise(
             fp32_path, work / "model_int8.onnx", recorder.batches[:CALIBRATION_BATCHES]
         )
-        runtimes = {
-            "torch_fp32": (base, "fp32"),
-            "torch_bf16": (base, "bf16"),
-            "ort_fp32": (variant(base, OnnxSceneModel, "ort32", onnx_path=str(fp32_path)), "fp32"),
-            "ort_int8": (variant(base, OnnxSceneModel, "ort8", onnx_path=str(int8_path)), "fp32"),
+        onnx = str(fp32_path)
+        runtimes: dict[str, tuple[Any, str, dict[str, Any]]] = {
+            "torch_fp32": (base, "fp32", {}),
+            "torch_bf16": (base, "bf16", {}),
+            "ort_fp32": (variant(base, OnnxSceneModel, "ort32", onnx_path=onnx), "fp32", {}),
+            "ort_int8": (
+                variant(base, OnnxSceneModel, "ort8", onnx_path=str(int8_path)),
+                "fp32",
+                {},
+            ),
+            "compile_fp32": (variant(base, CompiledSceneModel, "compiled"), "fp32", {}),
+            "compile_bf16": (variant(base, CompiledSceneModel, "compiled"), "bf16", {}),
+            "openvino_fp32": (
+                variant(base, OpenVinoSceneModel, "ov32", onnx_path=onnx),
+                "fp32",
+                {},
+            ),
+            "openvino_bf16": (
+                variant(
+                    base, OpenVinoSceneModel, "ov16", onnx_path=onnx, inference_precision="bf16"
+                ),
+                "fp32",
+                {},
+            ),
+            "torch_bf16_tile768": (base, "bf16", {"tile": 768}),
+            "torch_bf16_tile1024": (base, "bf16", {"tile": 1024}),
         }
+        names = list(runtimes)
+        if args.only:  # torch fp32 is the reference the others are compared with
+            names = ["torch_fp32", *(n for n in args.only.split(",") if n != "torch_fp32")]
+        if any(name.startswith("openvino") for name in names):
+            install_openvino(args.openvino_dir)
         results: dict[str, Any] = {}
         reference = None
-        for name, (handle, precision) in runtimes.items():
-            run(handle, pair, precision)  # warm: build the model or session once
-            prob, seconds = run(handle, pair, precision)
+        for name in names:
+            handle, precision, options = runtimes[name]
+            run(handle, pair, precision, **options)  # warm: build, compile or load once
+            timed = [run(handle, pair, precision, **options) for _ in range(args.repeats)]
+            prob, seconds = timed[0][0], float(np.median([t for _, t in timed]))
             reference = prob if reference is None else reference
             valid = np.isfinite(prob) & np.isfinite(reference)
             diff = np.abs(prob[valid] - reference[valid])
             results[name] = {
                 "seconds": round(seconds, 2),
+                "seconds_each": [round(t, 2) for _, t in timed],
                 "mpx_per_s": round(args.size**2 / 1e6 / seconds, 3),
                 "change_f1": f1(np.nan_to_num(prob), truth),
+                **options,
                 "max_diff_from_torch_fp32": float(f"{diff.max():.3g}"),
                 "mean_diff_from_torch_fp32": float(f"{diff.mean():.3g}"),
             }
@@ -164,12 +256,12 @@ def main() -> None:
     out = {
         "benchmark": "runtimes",
         "protocol": f"predict_scene on sample world seed 0 at {args.size} px, in memory "
-        "(float32 encoding), the forward pass swapped; each timed on its second run; F1 of "
+        "(float32 encoding), the forward pass swapped; after one untimed run, the median of "
+        f"{args.repeats} timed runs; F1 of "
         "change at 0.5 against the sample truth; int8 calibrated on "
         f"{CALIBRATION_BATCHES} batches of normalised tiles from sample world seed 1",
         "model": f"sample detector: {RECIPE['arch']} {RECIPE['backbone']}",
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, no GPU",
-        "not_measured": "torch.compile, OpenVINO, larger tiles",
         "runtimes": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
