@@ -36,8 +36,6 @@ NODATA = 255
 CHI2_ALPHA = 0.01  # threshold="chi2": change where no change has probability below 1 %
 AUTO = {"irmad": "otsu", "cva": "otsu", "pca_kmeans": "kmeans"}  # chosen on sample worlds 0-2
 DEFAULT_CHUNK = 1024
-
-
 ROWS_AHEAD = 2  # rows of chunks read ahead of the scores that need them (2: the least)
 
 
