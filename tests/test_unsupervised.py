@@ -117,9 +117,9 @@ def test_the_lazy_map_equals_a_one_chunk_computation(planted, tmp_path: Path, me
 
 
 def test_pca_kmeans_reads_a_row_only_when_the_scores_above_need_it(tmp_path: Path) -> None:
-    """Memory flat in scene size: at most three rows of the difference image (the scores'
-    row, the rows above and below) are held at once; left to dask's order, most of them
-    were (50 of these 64 chunks)."""
+    """Memory flat in scene size: at most two whole rows of the difference image are held
+    at once (the scores' row and the next, whose halo lines the scores copy); left to
+    dask's order, most of them were (50 of these 64 chunks)."""
     from dask.callbacks import Callback
 
     from cdtools.unsupervised.detect import ROWS_AHEAD
@@ -146,7 +146,7 @@ def test_pca_kmeans_reads_a_row_only_when_the_scores_above_need_it(tmp_path: Pat
 
     with CountDifferenceBlocks():
         values = change.compute(scheduler="threads").values
-    assert ROWS_AHEAD == 2 and 8 <= most <= 3 * 8
+    assert ROWS_AHEAD == 2 and 8 <= most <= 2 * 8
     whole = cdtools.detect_change(pair.chunk({"y": -1, "x": -1}), method="pca_kmeans")
     np.testing.assert_array_equal(values, whole.values)
 

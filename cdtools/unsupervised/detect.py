@@ -221,10 +221,11 @@ def _with_halo(data: Any, model: Any, reference: float) -> Any:
     chunks by row of chunks.
 
     The halo is taken on the one-band difference image, so a chunk reads its neighbours'
-    pixels once, not both dates' bands. Each row of scores needs the difference rows above
-    and below it, and a row is read only once the scores :data:`ROWS_AHEAD` rows above it
-    are done: left to itself, dask's scheduler read most of an 8192-pixel scene's
-    difference image ahead of the scores, and memory grew with the scene's area.
+    pixels once, not both dates' bands. Each row of scores needs its difference row and a
+    copy of the halo's lines of the rows above and below it, and a row is read only once
+    the scores :data:`ROWS_AHEAD` rows above it are done: left to itself, dask's scheduler
+    read most of an 8192-pixel scene's difference image ahead of the scores, and memory
+    grew with the scene's area.
     """
     import dask.array as da
     from dask.graph_manipulation import bind
@@ -239,15 +240,21 @@ def _with_halo(data: Any, model: Any, reference: float) -> Any:
             row = bind(row, scores[k - ROWS_AHEAD])
         return row.map_blocks(model.difference, drop_axis=(0, 1), dtype=np.float32)
 
+    def edge(k: int, lines: slice) -> Any:
+        """A copy of the lines of difference row k that a neighbouring row's halo needs,
+        so the whole row is not held for them."""
+        return diffs[k][lines].map_blocks(np.copy, dtype=np.float32)
+
     def score_row(k: int) -> Any:
-        first = max(k - 1, 0)
-        strip = da.concatenate(diffs[first : k + 2], axis=0)
+        above = [edge(k - 1, slice(-h, None))] if k else []
+        below = [edge(k + 1, slice(0, h))] if k + 1 < rows else []
+        strip = da.concatenate([*above, diffs[k], *below], axis=0)
         extended = da.overlap.overlap(strip, depth={0: h, 1: h}, boundary="reflect")
         score = da.map_blocks(
             _halo_block, extended, model=model, reference=reference, chunks=strip.chunks,
             dtype=np.uint8, token="cdtools-detect-pca_kmeans",
         )  # fmt: skip
-        return score.blocks[k - first : k - first + 1]
+        return score.blocks[len(above) : len(above) + 1]
 
     for k in range(rows):
         diffs.append(difference_row(k))
