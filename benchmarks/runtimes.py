@@ -36,6 +36,7 @@ import platform
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,21 +52,34 @@ CALIBRATION_BATCHES = 8
 
 
 @dataclasses.dataclass(frozen=True)
-class OnnxSceneModel(SceneModel):
-    """The sample model for predict_scene, its forward pass run by ONNX Runtime."""
+class ExportedSceneModel(SceneModel):
+    """The sample model for predict_scene, its forward pass run by another runtime on its
+    ONNX export: one session per process (:meth:`session`), one forward at a time."""
 
     onnx_path: str = ""
 
-    def predict(self, before: np.ndarray, after: np.ndarray, **_: Any) -> np.ndarray:
-        import onnxruntime as ort
+    def session(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        """A function from the ``before``/``after`` feed to the change output."""
+        raise NotImplementedError
 
-        if self.onnx_path not in SESSIONS:
-            SESSIONS[self.onnx_path] = ort.InferenceSession(
-                self.onnx_path, providers=["CPUExecutionProvider"]
-            )
+    def predict(self, before: np.ndarray, after: np.ndarray, **_: Any) -> np.ndarray:
+        key = f"{type(self).__name__}-{self.token}"
+        if key not in SESSIONS:
+            SESSIONS[key] = self.session()
         feed = {"before": before.astype(np.float32), "after": after.astype(np.float32)}
         with ONE_FORWARD:
-            return SESSIONS[self.onnx_path].run(None, feed)[0][:, 0]
+            return SESSIONS[key](feed)[:, 0]
+
+
+@dataclasses.dataclass(frozen=True)
+class OnnxSceneModel(ExportedSceneModel):
+    """The ONNX export run by ONNX Runtime's CPU provider."""
+
+    def session(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(self.onnx_path, providers=["CPUExecutionProvider"])
+        return lambda feed: session.run(None, feed)[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,25 +104,17 @@ class CompiledSceneModel(SceneModel):
 
 
 @dataclasses.dataclass(frozen=True)
-class OpenVinoSceneModel(SceneModel):
+class OpenVinoSceneModel(ExportedSceneModel):
     """The ONNX export compiled by OpenVINO for the CPU, in ``inference_precision``."""
 
-    onnx_path: str = ""
     inference_precision: str = "f32"
 
-    def predict(self, before: np.ndarray, after: np.ndarray, **_: Any) -> np.ndarray:
+    def session(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
         import openvino as ov
 
-        key = f"{self.onnx_path}-{self.inference_precision}"
-        if key not in SESSIONS:
-            SESSIONS[key] = ov.Core().compile_model(
-                self.onnx_path, "CPU", {"INFERENCE_PRECISION_HINT": self.inference_precision}
-            )
-        with ONE_FORWARD:
-            out = SESSIONS[key](
-                {"before": before.astype(np.float32), "after": after.astype(np.float32)}
-            )
-            return next(iter(out.values()))[:, 0]
+        hint = {"INFERENCE_PRECISION_HINT": self.inference_precision}
+        compiled = ov.Core().compile_model(self.onnx_path, "CPU", hint)
+        return lambda feed: next(iter(compiled(feed).values()))
 
 
 def install_openvino(folder: Path) -> None:
