@@ -176,3 +176,53 @@ def test_two_scenes_computed_together_stay_apart(detector, world) -> None:
     alone = predict_scene(detector, flipped, **FP32).values
     np.testing.assert_array_equal(two, alone)
     assert (one != two).any()
+
+
+def test_each_chunk_reads_its_halo_again_so_no_row_of_chunks_waits(
+    detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dask.callbacks import Callback
+    from rasterio.transform import from_origin
+
+    rng = np.random.default_rng(3)
+    for name in ("before", "after"):
+        image = rng.integers(0, 255, (3, 1024, 1024)).astype(np.uint8)
+        write_geotiff(
+            tmp_path / f"{name}.tif", image, transform=from_origin(5e5, 4e6, 1, 1), crs="EPSG:32633"
+        )
+    pair = load_pair(tmp_path / "before.tif", tmp_path / "after.tif", chunks=64)  # 16 x 16
+    # the reads and the stitching are under test, not the model: a cheap stand-in
+    monkeypatch.setattr(
+        SceneModel, "predict", lambda self, b, a, **_: np.full((len(b), *b.shape[2:]), 0.5)
+    )
+    most = 0
+
+    class CountInputChunks(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id) -> None:
+            nonlocal most
+            held = [v for v in state["cache"].values() if isinstance(v, np.ndarray)]
+            most = max(most, sum(v.shape[-3:] == (3, 64, 64) and v.base is None for v in held))
+
+    change = predict_scene(detector, pair, chunk=64, tile=32, overlap=8, precision="fp32")
+    with CountInputChunks():
+        values = change.compute(scheduler="threads")
+    assert (values == 128).all()  # 0.5 everywhere, each pixel's weights summed once
+    # a dask overlap held 26 input chunks at once here (a row and more, waiting for the
+    # row above); with the halo read again, 1
+    assert most <= 4
+
+
+def test_the_halo_is_a_dask_overlap_below_and_to_the_right() -> None:
+    import dask.array as da
+
+    from cdtools.scene.halo import with_halo
+
+    values = np.random.default_rng(4).random((2, 3, 300, 350), dtype=np.float32)
+    for chunks in ((2, 3, 300, 350), (1, 3, (100, 120, 80), (200, 150))):
+        data = da.from_array(values, chunks=chunks).rechunk((2, 3, (140, 160), (120, 230)))
+        expected = da.overlap.overlap(
+            data, depth={0: 0, 1: 0, 2: (0, 64), 3: (0, 64)}, boundary="none"
+        )
+        halo = with_halo(data, 64)
+        assert halo.chunks == expected.chunks
+        np.testing.assert_array_equal(halo.compute(), expected.compute())

@@ -6,7 +6,7 @@ call of it on a pair in memory.
 How chunks are stitched (written by hand: no library does this job). The scene has one
 global grid of overlapping tiles (:func:`cdtools.scene.tiling.tile_starts`). Each tile
 belongs to the chunk it starts in. A chunk reads its own pixels plus one tile's width
-below and to the right (a dask overlap with an asymmetric halo), predicts the tiles it
+below and to the right (its halo, :mod:`cdtools.scene.halo`), predicts the tiles it
 owns in batches, and returns their weighted sum and weights, which spill up to one tile
 into the next chunks. Each output chunk then adds the spill of its upper and left
 neighbours (overlap-add, :mod:`cdtools.scene.stitch`). So every tile is predicted exactly
@@ -24,6 +24,7 @@ import numpy as np
 from cdtools.errors import GridError, ParameterError
 from cdtools.learn.autocast import PRECISIONS, Precision, on_gpu
 from cdtools.learn.package import ModelSpec
+from cdtools.scene.halo import with_halo
 from cdtools.scene.model import SceneModel
 from cdtools.scene.stitch import overlap_add
 from cdtools.scene.tiling import blend_window, check_tiling, tile_starts
@@ -113,7 +114,7 @@ def predict_scene(
     rows, cols = _chunks(height, chunk, tile), _chunks(width, chunk, tile)
     data = pair.data if isinstance(pair.data, da.Array) else da.asarray(pair.data)
     data = data.astype(np.float32).rechunk((2, data.shape[1], rows, cols))
-    halo = da.overlap.overlap(data, depth={0: 0, 1: 0, 2: (0, tile), 3: (0, tile)}, boundary="none")
+    halo = with_halo(data, tile)
     options = {
         # Both dates' statistics: the model's, or each date's own (read once, sampled).
         "stats": tuple(spec.stats.for_image(data[d]) for d in (0, 1)),
