@@ -6,16 +6,17 @@ sample world's true change: Mpx/s of the whole prediction (in memory, not writte
 F1 at 0.5, and the largest and mean difference from torch fp32's probability.
 
 - ``torch_fp32``, ``torch_bf16``: ``predict_scene(precision=...)``.
-- ``ort_fp32``: the model exported with ``ChangeDetector.export_onnx`` (dynamic batch and
-  size), run by ONNX Runtime's CPU provider.
-- ``ort_int8``: that export quantised statically (QDQ, per-channel int8 weights, uint8
-  activations) by onnxruntime.quantization, calibrated on the normalised tiles that
-  predict_scene feeds the model on another sample scene (real tiles, not noise).
+- ``ort_fp32``, ``openvino_fp32``, ``openvino_bf16``: ``predict_scene(runtime=...)``, the
+  model's ONNX export run by ONNX Runtime's CPU provider or compiled by OpenVINO for the
+  CPU with that inference precision. When OpenVINO cannot be imported (it is an extra,
+  ``cdtools[openvino]``), the benchmark installs it with pip into its own folder
+  (``--openvino-dir``) and imports it from there.
+- ``ort_int8``: the export (``ChangeDetector.export_onnx``) quantised statically (QDQ,
+  per-channel int8 weights, uint8 activations) by onnxruntime.quantization, calibrated on
+  the normalised tiles that predict_scene feeds the model on another sample scene (real
+  tiles, not noise).
 - ``compile_fp32``, ``compile_bf16``: the torch model through ``torch.compile`` (inductor,
   which needs a C++ compiler); compiling happens in the untimed first run.
-- ``openvino_fp32``, ``openvino_bf16``: the ONNX export compiled by OpenVINO for the CPU
-  with that inference precision. OpenVINO is not a cdtools dependency: the benchmark
-  installs it with pip into its own folder (``--openvino-dir``) and imports it from there.
 - ``torch_bf16_tile768``, ``torch_bf16_tile1024``: larger tiles than predict_scene's
   default (448-640 px, an eighth of overlap), so a smaller share of pixels is predicted
   twice.
@@ -36,7 +37,6 @@ import platform
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,34 +52,21 @@ CALIBRATION_BATCHES = 8
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportedSceneModel(SceneModel):
-    """The sample model for predict_scene, its forward pass run by another runtime on its
-    ONNX export: one session per process (:meth:`session`), one forward at a time."""
+class OnnxFileSceneModel(SceneModel):
+    """The sample model for predict_scene, its forward pass an ONNX file (the int8 one) run
+    by ONNX Runtime's CPU provider: one session per process, one forward at a time."""
 
     onnx_path: str = ""
 
-    def session(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-        """A function from the ``before``/``after`` feed to the change output."""
-        raise NotImplementedError
-
     def predict(self, before: np.ndarray, after: np.ndarray, **_: Any) -> np.ndarray:
-        key = f"{type(self).__name__}-{self.token}"
-        if key not in SESSIONS:
-            SESSIONS[key] = self.session()
-        feed = {"before": before.astype(np.float32), "after": after.astype(np.float32)}
-        with ONE_FORWARD:
-            return SESSIONS[key](feed)[:, 0]
-
-
-@dataclasses.dataclass(frozen=True)
-class OnnxSceneModel(ExportedSceneModel):
-    """The ONNX export run by ONNX Runtime's CPU provider."""
-
-    def session(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
         import onnxruntime as ort
 
-        session = ort.InferenceSession(self.onnx_path, providers=["CPUExecutionProvider"])
-        return lambda feed: session.run(None, feed)[0]
+        if self.token not in SESSIONS:
+            providers = ["CPUExecutionProvider"]
+            SESSIONS[self.token] = ort.InferenceSession(self.onnx_path, providers=providers)
+        feed = {"before": before.astype(np.float32), "after": after.astype(np.float32)}
+        with ONE_FORWARD:
+            return SESSIONS[self.token].run(None, feed)[0][:, 0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,20 +88,6 @@ class CompiledSceneModel(SceneModel):
         import torch
 
         return torch.compile(super()._build(device))
-
-
-@dataclasses.dataclass(frozen=True)
-class OpenVinoSceneModel(ExportedSceneModel):
-    """The ONNX export compiled by OpenVINO for the CPU, in ``inference_precision``."""
-
-    inference_precision: str = "f32"
-
-    def session(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-        import openvino as ov
-
-        hint = {"INFERENCE_PRECISION_HINT": self.inference_precision}
-        compiled = ov.Core().compile_model(self.onnx_path, "CPU", hint)
-        return lambda feed: next(iter(compiled(feed).values()))
 
 
 def install_openvino(folder: Path) -> None:
@@ -207,30 +180,19 @@ def main() -> None:
         int8_path = quantise(
             fp32_path, work / "model_int8.onnx", recorder.batches[:CALIBRATION_BATCHES]
         )
-        onnx = str(fp32_path)
         runtimes: dict[str, tuple[Any, str, dict[str, Any]]] = {
             "torch_fp32": (base, "fp32", {}),
             "torch_bf16": (base, "bf16", {}),
-            "ort_fp32": (variant(base, OnnxSceneModel, "ort32", onnx_path=onnx), "fp32", {}),
+            "ort_fp32": (base, "fp32", {"runtime": "onnxruntime"}),
             "ort_int8": (
-                variant(base, OnnxSceneModel, "ort8", onnx_path=str(int8_path)),
+                variant(base, OnnxFileSceneModel, "ort8", onnx_path=str(int8_path)),
                 "fp32",
                 {},
             ),
             "compile_fp32": (variant(base, CompiledSceneModel, "compiled"), "fp32", {}),
             "compile_bf16": (variant(base, CompiledSceneModel, "compiled"), "bf16", {}),
-            "openvino_fp32": (
-                variant(base, OpenVinoSceneModel, "ov32", onnx_path=onnx),
-                "fp32",
-                {},
-            ),
-            "openvino_bf16": (
-                variant(
-                    base, OpenVinoSceneModel, "ov16", onnx_path=onnx, inference_precision="bf16"
-                ),
-                "fp32",
-                {},
-            ),
+            "openvino_fp32": (base, "fp32", {"runtime": "openvino"}),
+            "openvino_bf16": (base, "bf16", {"runtime": "openvino"}),
             "torch_bf16_tile768": (base, "bf16", {"tile": 768}),
             "torch_bf16_tile1024": (base, "bf16", {"tile": 1024}),
         }

@@ -124,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
         help="test-time augmentation: average each tile over its 8 flips and quarter turns "
         "(8 times the compute)",
     )
+    predict.add_argument(
+        "--runtime",
+        choices=("torch", "onnxruntime", "openvino"),
+        default="torch",
+        help="what runs the model: torch, or its ONNX export in ONNX Runtime or OpenVINO "
+        "(on the CPU; pip install 'cdtools[openvino]')",
+    )
     cluster = predict.add_mutually_exclusive_group()
     cluster.add_argument(
         "--workers", type=int, metavar="N", help="run on a local dask cluster of N processes"
@@ -259,7 +266,7 @@ def _predict(args: argparse.Namespace) -> None:
     with _dask_client(args.workers, args.scheduler):  # first, so the model is sent once
         change = predict_scene(
             model, pair, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-            precision=args.precision, chunk=args.chunk, tta=args.tta,
+            precision=args.precision, chunk=args.chunk, tta=args.tta, runtime=args.runtime,
         )  # fmt: skip
         if args.mask:
             change = threshold_change(change, model.spec.threshold)

@@ -124,6 +124,17 @@ def test_predict_files_writes_a_georeferenced_cog(
     assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) > 0.4  # F1 of change
 
 
+def test_predict_with_onnxruntime_writes_torchs_map(
+    reference: tuple[Path, np.ndarray], world: SampleWorld, model: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "change.tif"
+    args = [str(world.before), str(world.after), "--model", str(model), "--out", str(out)]
+    assert main(["predict", *args, *QUICK, "--runtime", "onnxruntime", "--no-progress"]) == 0
+    with rasterio.open(out) as src:
+        assert np.abs(src.read(1).astype(int) - reference[1]).max() <= 1
+
+
 def test_predict_a_plain_png_pair_without_georeferencing(
     reference: tuple[Path, np.ndarray],
     world: SampleWorld,

@@ -35,8 +35,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "learn.detector",
     ),
     "scene": (
-        "scene.tiling", "scene.model", "scene.halo", "scene.stitch", "scene.predict",
-        "scene.changemap",
+        "scene.tiling", "scene.model", "scene.halo", "scene.stitch", "scene.runtime",
+        "scene.predict", "scene.changemap",
         "unsupervised.sample", "unsupervised.threshold", "unsupervised.cva", "unsupervised.irmad",
         "unsupervised.pca_kmeans", "unsupervised.detect", "unsupervised.weak_labels",
         "unsupervised.series",

@@ -82,6 +82,20 @@ class SceneModel:
                 LOADS[self.token] += 1
         return _MODELS[key], device, precision
 
+    def session(self, runtime: str, precision: Precision, *, tile: int) -> Any:
+        """This model exported to ONNX and opened in ``runtime`` on the CPU, once per
+        process (:func:`cdtools.scene.runtime.exported_session`)."""
+        from cdtools.scene.runtime import exported_session
+
+        model, _, precision = self.module("cpu", precision)
+        precision = precision if runtime == "openvino" else "fp32"
+        key = (self.token, f"{runtime}-{tile}", precision)
+        with _MODELS_LOCK:
+            if key not in _MODELS:
+                _MODELS[key] = exported_session(model, self.spec, runtime, precision, tile)
+                LOADS[self.token] += 1
+        return _MODELS[key]
+
     def _build(self, device: str) -> Any:
         import torch
         from safetensors.torch import load
@@ -119,14 +133,20 @@ class SceneModel:
         device: str | None,
         precision: Precision,
         tta: bool = False,
+        runtime: str = "torch",
     ) -> np.ndarray:
         """Change probability ``(n, h, w)`` of normalised ``(n, c, h, w)`` batches; with
-        ``tta``, the mean over the 8 flips and quarter turns of each (square) tile."""
+        ``tta``, the mean over the 8 flips and quarter turns of each (square) tile; run by
+        torch, or by another ``runtime`` (:mod:`cdtools.scene.runtime`) on the CPU."""
         import torch
 
         from cdtools.learn.tta import check_tta_model, dihedral_mean
         from cdtools.models import to_probability
 
+        if runtime != "torch":
+            session = self.session(runtime, precision, tile=before.shape[-1])
+            with _FORWARD_LOCK:
+                return session(before, after)
         model, device, precision = self.module(device, precision)
         if tta:
             check_tta_model(model)

@@ -26,6 +26,7 @@ from cdtools.learn.autocast import PRECISIONS, Precision, on_gpu
 from cdtools.learn.package import ModelSpec
 from cdtools.scene.halo import with_halo
 from cdtools.scene.model import SceneModel
+from cdtools.scene.runtime import Runtime, check_runtime
 from cdtools.scene.stitch import overlap_add
 from cdtools.scene.tiling import blend_window, check_tiling, tile_starts
 
@@ -59,6 +60,7 @@ def predict_scene(
     chunk: int | None = None,
     tta: bool = False,
     encoding: Encoding = "uint8",
+    runtime: Runtime = "torch",
 ) -> xr.DataArray:
     """Lazy change probability of a whole aligned pair, on the pair's grid.
 
@@ -80,6 +82,10 @@ def predict_scene(
             for models whose ``output`` is "logit" or "distance" (all of cdtools.models).
         encoding: "uint8" (default), what a GeoTIFF stores; or "float32", the blended
             probability itself, not quantised, for results kept in memory.
+        runtime: what runs the forward pass: "torch" (default), or on the CPU the model's
+            ONNX export in "onnxruntime" (fp32) or "openvino" (fp32 or bf16), each an extra
+            to install (``pip install 'cdtools[openvino]'``); neither takes ``tta``.
+            Measured in :mod:`cdtools.scene.runtime`.
 
     Returns:
         A lazy ``(y, x)`` DataArray. uint8: ``min(round(255 p), 254)`` for probability p
@@ -101,6 +107,7 @@ def predict_scene(
         raise ParameterError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}.")
     if encoding not in ("uint8", "float32"):
         raise ParameterError(f"encoding must be uint8 or float32, got {encoding!r}.")
+    check_runtime(runtime, device=device, precision=precision, tta=tta)
     handle = SceneModel.of(model)
     spec = handle.spec
     if tta:
@@ -124,6 +131,7 @@ def predict_scene(
         "device": device,
         "precision": precision,
         "tta": tta,
+        "runtime": runtime,
     }
     sums = da.map_blocks(
         _owned_tiles,
@@ -277,6 +285,7 @@ def _owned_tiles(
             device=options["device"],
             precision=options["precision"],
             tta=options["tta"],
+            runtime=options["runtime"],
         )
         for (r, c), prob in zip(batch, probs, strict=True):
             gr, gc = r + y0, c + x0
