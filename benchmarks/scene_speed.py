@@ -23,6 +23,12 @@ beside it, and each output's largest difference from the fp32 whole-scene predic
 
 Change F1: each output thresholded at 0.5 against the sample world's true change mask.
 
+Share of the compute floor: the model's FLOP per pixel (torch's FlopCounterMode on one
+512-pixel pair, BatchNorm folded as predict_scene runs it) times the scene's pixels per
+second, over this machine's measured peak in the precision the method used (the best of a
+few 2048 x 2048 matrix products, in its own fresh process, with torch's default threads).
+Tiles that overlap are predicted twice, so this share counts the overlap as lost work.
+
     python benchmarks/scene_speed.py [--sizes 2048,8192] [--device cuda] [--model PATH]
 
 Writes benchmarks/results/scene_speed.json (scene_speed_cuda.json with ``--device cuda``).
@@ -110,6 +116,33 @@ def reference(
     np.save(out, change.values)
 
 
+def compute_floor(model_path: str, device: str) -> dict[str, float]:
+    """FLOP per pixel of the model and this device's peak FLOP/s in fp32 and bf16."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cdtools.scene.model import SceneModel
+
+    model, device, _ = SceneModel.of(model_path).module(device, "fp32")
+    channels = SceneModel.of(model_path).spec.in_channels
+    pair = tuple(torch.zeros(1, channels, 512, 512, device=device) for _ in range(2))
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(pair)
+    figures = {"flop_per_pixel": counter.get_total_flops() / 512**2}
+    n = 2048
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+        best = float("inf")
+        for _ in range(6):
+            start = time.perf_counter()
+            a @ b
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+        figures[f"peak_gflops_{name}"] = 2 * n**3 / best / 1e9
+    return figures
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory since it started (VmHWM). Not ru_maxrss, which
     on Linux keeps the high-water mark of the parent that forked this process."""
@@ -129,6 +162,9 @@ def child(method: str, before: str, after: str, model_path: str, out: str, devic
 
     if device.startswith("cuda"):
         torch.zeros(1, device=device)  # the CUDA context, before the clock
+    if method == "floor":
+        print(json.dumps(compute_floor(model_path, device)))
+        return
     start = time.perf_counter()
     if method == "baseline":
         baseline(before, after, model_path, out, device)
@@ -154,6 +190,16 @@ def run_child(*args: str) -> dict[str, float]:
     if done.returncode:
         raise SystemExit(f"{args[0]} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def floor_share(floor: dict[str, float], pixels_per_s: float, method: str, device: str) -> float:
+    """The share of the device's peak in the precision ``method`` used, at the model's FLOP
+    per pixel."""
+    from cdtools.learn.autocast import resolve_precision
+
+    precision = "fp32" if method != "predict_scene" else resolve_precision("auto", device)
+    peak = floor.get(f"peak_gflops_{precision}", floor["peak_gflops_fp32"]) * 1e9
+    return round(pixels_per_s * floor["flop_per_pixel"] / peak, 3)
 
 
 def change_f1(output: Path, truth_path: Path) -> float:
@@ -221,6 +267,8 @@ def main() -> None:
     model_path = args.model or args.workdir / "sample-model"
     if not (model_path / "model.json").exists():
         sample_detector().save(model_path, overwrite=True)
+    floor = run_child("floor", "", "", str(model_path), "", args.device)
+    print(f"compute floor: {floor}", flush=True)
     sizes = []
     if args.append and out_path.exists():
         sizes = json.loads(out_path.read_text())["sizes"]
@@ -247,6 +295,9 @@ def main() -> None:
                     else {}
                 ),
                 "change_f1": change_f1(out, world.change_mask),
+                "share_of_compute_floor": floor_share(
+                    floor, size**2 / figures["seconds"], method, args.device
+                ),
                 # against the whole scene in the method's own precision
                 **seam_errors(out, refs["auto" if method == "predict_scene" else "fp32"]),
                 "max_error_vs_fp32_whole_scene": seam_errors(out, refs["fp32"])["max_error"],
@@ -282,6 +333,7 @@ def main() -> None:
         "device": args.device,
         "machine": machine(args.device),
         "targets": "speedup >= 2, seam error <= 1/255, RSS 8192 <= 1.2 x RSS 2048",
+        "compute_floor": {k: round(v, 1) for k, v in floor.items()},
         "summary": summary,
         "sizes": sizes,
     }
