@@ -30,6 +30,10 @@ few 2048 x 2048 matrix products, in its own fresh process, with torch's default 
 Tiles that overlap are predicted twice, so this share counts the overlap as lost work.
 
     python benchmarks/scene_speed.py [--sizes 2048,8192] [--device cuda] [--model PATH]
+        [--repeats 3] [--append]
+
+With ``--repeats``, each method runs that many times, each in a fresh process, and the
+median of its seconds and of its peak RSS is kept (``seconds_each`` lists them).
 
 Writes benchmarks/results/scene_speed.json (scene_speed_cuda.json with ``--device cuda``).
 """
@@ -256,6 +260,9 @@ def main() -> None:
     parser.add_argument(
         "--append", action="store_true", help="keep the other sizes already in --out"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each method (the median is kept)"
+    )
     args = parser.parse_args()
     out_path = args.out or (
         RESULTS.with_name("scene_speed_cuda.json") if args.device != "cpu" else RESULTS
@@ -284,9 +291,15 @@ def main() -> None:
         runs = {}
         for method in args.methods.split(","):
             out = args.workdir / f"{method}_{size}.tif"
-            figures = run_child(method, *files, str(out), args.device)
+            each = [run_child(method, *files, str(out), args.device) for _ in range(args.repeats)]
+            figures = {key: float(np.median([f[key] for f in each])) for key in each[0]}
             runs[method] = {
                 "seconds": round(figures["seconds"], 1),
+                **(
+                    {"seconds_each": [round(f["seconds"], 1) for f in each]}
+                    if len(each) > 1
+                    else {}
+                ),
                 "mpx_per_s": round(size * size / figures["seconds"] / 1e6, 3),
                 "peak_rss_mb": round(figures["peak_rss_mb"]),
                 **(
