@@ -62,6 +62,7 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
     "lr1e-2": {"lr": 1e-2},
     "avg": {"fit": {"checkpoint": True, "average": True}},  # weight averaging
     "scene": {"norm": "scene"},  # each date of each scene with its own statistics
+    "scene_lr1e-3": {"norm": "scene", "lr": 1e-3},  # the default's norm, the gentler rate
 }
 
 CONFIGS: dict[str, dict[str, Any]] = {
