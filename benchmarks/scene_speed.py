@@ -127,8 +127,9 @@ def compute_floor(model_path: str, device: str) -> dict[str, float]:
 
     from cdtools.scene.model import SceneModel
 
-    model, device, _ = SceneModel.of(model_path).module(device, "fp32")
-    channels = SceneModel.of(model_path).spec.in_channels
+    handle = SceneModel.of(model_path)  # the package read once
+    model, device, _ = handle.module(device, "fp32")
+    channels = handle.spec.in_channels
     pair = tuple(torch.zeros(1, channels, 512, 512, device=device) for _ in range(2))
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(pair)

@@ -37,9 +37,9 @@ def with_halo(data: Any, tile: int) -> Any:
         parts[name] = copy.map_blocks(
             _strip, ys=ys, xs=xs, chunks=(*lead, ychunks, xchunks), dtype=data.dtype
         )
-    below = _from_next(parts["top"], axis=-2)
-    right = _from_next(parts["left"], axis=-1)
-    corner = _from_next(_from_next(parts["corner"], axis=-2), axis=-1)
+    below = shift_chunks(parts["top"], axis=-2, step=-1)
+    right = shift_chunks(parts["left"], axis=-1, step=-1)
+    corner = shift_chunks(shift_chunks(parts["corner"], axis=-2, step=-1), axis=-1, step=-1)
     chunks = (*lead, _grown(rows, tile), _grown(cols, tile))
     return da.map_blocks(_joined, data, below, right, corner, chunks=chunks, dtype=data.dtype)
 
@@ -76,17 +76,25 @@ def _strip(block: np.ndarray, *, ys: slice, xs: slice) -> np.ndarray:
     return block[..., ys, xs].copy()  # a copy, so the chunk it came from can go
 
 
-def _from_next(strips: Any, axis: int) -> Any:
-    """``strips`` moved back one chunk along ``axis``: chunk k holds chunk k + 1's strip,
-    and the last chunk zeros (which :func:`_joined` cuts off)."""
+def shift_chunks(strips: Any, axis: int, step: int) -> Any:
+    """``strips`` moved by one chunk along ``axis``: with ``step=1`` chunk k holds chunk
+    k - 1's strip and the first chunk zeros; with ``step=-1`` chunk k holds chunk k + 1's
+    and the last chunk zeros. (The halo takes strips from the next chunks; the stitching
+    adds the spill of the previous ones.)"""
     import dask.array as da
 
     axis = axis % strips.ndim
     if strips.numblocks[axis] == 1:
         return da.zeros_like(strips)
-    index = tuple(slice(1, None) if a == axis else slice(None) for a in range(strips.ndim))
-    last = tuple(slice(-1, None) if a == axis else slice(None) for a in range(strips.ndim))
-    return da.concatenate([strips.blocks[index], da.zeros_like(strips.blocks[last])], axis=axis)
+
+    def along(index: slice) -> tuple[slice, ...]:
+        return tuple(index if a == axis else slice(None) for a in range(strips.ndim))
+
+    if step == 1:
+        zeros = da.zeros_like(strips.blocks[along(slice(0, 1))])
+        return da.concatenate([zeros, strips.blocks[along(slice(None, -1))]], axis=axis)
+    zeros = da.zeros_like(strips.blocks[along(slice(-1, None))])
+    return da.concatenate([strips.blocks[along(slice(1, None))], zeros], axis=axis)
 
 
 def _grown(sizes: tuple[int, ...], tile: int) -> tuple[int, ...]:

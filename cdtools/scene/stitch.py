@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from cdtools.scene.halo import shift_chunks
+
 Encode = Callable[[np.ndarray], np.ndarray]
 
 
@@ -42,9 +44,9 @@ def overlap_add(
             _cut, part=name, cores=cores, tile=tile, chunks=((2,), ys, xs), dtype=np.float32
         )
 
-    above = _shift(part("below", lanes[0], cols), axis=1)
-    left = _shift(part("right", rows, lanes[1]), axis=2)
-    diagonal = _shift(_shift(part("corner", *lanes), axis=1), axis=2)
+    above = shift_chunks(part("below", lanes[0], cols), axis=1, step=1)
+    left = shift_chunks(part("right", rows, lanes[1]), axis=2, step=1)
+    diagonal = shift_chunks(shift_chunks(part("corner", *lanes), axis=1, step=1), axis=2, step=1)
     return da.map_blocks(
         _blend,
         part("own", rows, cols),
@@ -77,19 +79,6 @@ def _cut(
     piece = block[:, ys[0] : ys[1], xs[0] : xs[1]]
     out[:, : piece.shape[1], : piece.shape[2]] = piece
     return out
-
-
-def _shift(strips: Any, axis: int) -> Any:
-    """``strips`` moved one chunk along ``axis``: chunk k holds what chunk k - 1 spilled
-    (zeros in the first)."""
-    import dask.array as da
-
-    if strips.numblocks[axis] == 1:
-        return da.zeros_like(strips)
-    index = tuple(slice(None, -1) if a == axis else slice(None) for a in range(strips.ndim))
-    first = tuple(1 if a == axis else n for a, n in enumerate(strips.numblocks))
-    zeros = da.zeros_like(strips.blocks[tuple(slice(0, n) for n in first)])
-    return da.concatenate([zeros, strips.blocks[index]], axis=axis)
 
 
 def _blend(
