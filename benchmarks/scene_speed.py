@@ -32,8 +32,9 @@ Tiles that overlap are predicted twice, so this share counts the overlap as lost
     python benchmarks/scene_speed.py [--sizes 2048,8192] [--device cuda] [--model PATH]
         [--repeats 3] [--append]
 
-With ``--repeats``, each method runs that many times, each in a fresh process, and the
-median of its seconds and of its peak RSS is kept (``seconds_each`` lists them).
+With ``--repeats``, each method runs that many times, each in a fresh process, the
+methods taking turns (round by round), and the median of its seconds and of its peak RSS
+is kept (``seconds_each`` lists them).
 
 Writes benchmarks/results/scene_speed.json (scene_speed_cuda.json with ``--device cuda``).
 """
@@ -159,6 +160,7 @@ def peak_rss_mb() -> float:
 
 def child(method: str, before: str, after: str, model_path: str, out: str, device: str) -> None:
     """One run in this fresh process; libraries are imported before the clock starts."""
+    import distributed  # noqa: F401  (dask imports it in every compute, to look for a client)
     import rioxarray  # noqa: F401
     import torch
 
@@ -289,10 +291,16 @@ def main() -> None:
             ref_path = args.workdir / f"reference_{precision}_{size}.npy"
             figures = run_child(f"reference_{precision}", *files, str(ref_path), args.device)
             refs[precision], ref_seconds[precision] = np.load(ref_path), figures["seconds"]
+        methods = args.methods.split(",")
+        outs = {method: args.workdir / f"{method}_{size}.tif" for method in methods}
+        # round by round, so that a slow spell of a shared machine slows every method
+        rounds = [
+            {m: run_child(m, *files, str(outs[m]), args.device) for m in methods}
+            for _ in range(args.repeats)
+        ]
         runs = {}
-        for method in args.methods.split(","):
-            out = args.workdir / f"{method}_{size}.tif"
-            each = [run_child(method, *files, str(out), args.device) for _ in range(args.repeats)]
+        for method in methods:
+            out, each = outs[method], [figures[method] for figures in rounds]
             figures = {key: float(np.median([f[key] for f in each])) for key in each[0]}
             runs[method] = {
                 "seconds": round(figures["seconds"], 1),

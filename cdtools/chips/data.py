@@ -81,7 +81,7 @@ class NormStats:
         """``(bands, h, w)`` raw values to float32 with mean 0 and std 1 per band."""
         mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
         std = np.asarray(self.std, dtype=np.float32)[:, None, None]
-        return (image.astype(np.float32) - mean) / std
+        return (image.astype(np.float32, copy=False) - mean) / std
 
     def denormalise(self, image: np.ndarray) -> np.ndarray:
         """The inverse of :meth:`normalise`."""

@@ -191,6 +191,18 @@ def read_package(
     ``spec_class`` reads model.json (its ``from_json``): :class:`ModelSpec` for change
     models, :class:`ClassifierSpec` for land-cover classifiers.
     """
+    from safetensors.torch import load
+
+    spec, weights = read_package_bytes(path, spec_class=spec_class)
+    try:
+        return spec, load(weights)
+    except Exception as err:  # safetensors raises its own error types for broken files
+        raise _not_safetensors(path, err) from None
+
+
+def read_package_bytes(path: PathLike, *, spec_class: Any = ModelSpec) -> tuple[Any, bytes]:
+    """As :func:`read_package`, with the weights left as the safetensors file's bytes (their
+    layout checked, the tensors not decoded): what scene inference ships to its workers."""
     path = Path(path)
     if not path.exists():
         raise PackageError(f"{path} does not exist; pass a model folder, its .zip or model.json.")
@@ -215,15 +227,31 @@ def read_package(
         spec = spec_class.from_json(json.loads(files[names[SPEC]]))
     except (ValueError, KeyError, TypeError) as err:
         raise PackageError(f"{path}'s {SPEC} is malformed ({err}).") from None
-    from safetensors.torch import load
-
+    weights = files[names[WEIGHTS]]
     try:
-        return spec, load(files[names[WEIGHTS]])
-    except Exception as err:  # safetensors raises its own error types for broken files
-        raise PackageError(
-            f"{path}'s {WEIGHTS} is not a safetensors file ({type(err).__name__}); "
-            "re-save the model with cdtools."
-        ) from None
+        _check_safetensors_layout(weights)
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise _not_safetensors(path, err) from None
+    return spec, weights
+
+
+def _check_safetensors_layout(blob: bytes) -> None:
+    """Raise ValueError unless ``blob`` is laid out as a safetensors file: an 8-byte header
+    length, a JSON header, and tensor data that ends exactly where the file does."""
+    size = int.from_bytes(blob[:8], "little")
+    if len(blob) < 8 or size > len(blob) - 8:
+        raise ValueError("the header runs past the end of the file")
+    header = json.loads(blob[8 : 8 + size])
+    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    if max(ends, default=0) != len(blob) - 8 - size:
+        raise ValueError("the tensor data does not fill the file")
+
+
+def _not_safetensors(path: PathLike, err: Exception) -> PackageError:
+    return PackageError(
+        f"{path}'s {WEIGHTS} is not a safetensors file ({type(err).__name__}); "
+        "re-save the model with cdtools."
+    )
 
 
 def _folder_members(path: Path) -> dict[str, bytes]:

@@ -270,10 +270,9 @@ def _owned_tiles(
     if not own:
         return out
     before, after = (
-        np.where(valid, stats.normalise(date), 0.0)
+        np.where(valid, stats.normalise(date), np.float32(0))
         for stats, date in zip(options["stats"], block, strict=True)
     )
-    before, after = before.astype(np.float32), after.astype(np.float32)
     windows: dict[tuple[bool, ...], np.ndarray] = {}
     step = options["batch_size"] or max(1, BATCH_PIXELS[on_gpu(options["device"])] // tile**2)
     for k in range(0, len(own), step):
