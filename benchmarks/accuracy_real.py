@@ -140,13 +140,15 @@ def naive_oracle(task: Task) -> dict[str, Any]:
     }
 
 
-def run_arch(task: Task, arch: str, *, precision: str = "auto") -> dict[str, Any]:
-    torch.manual_seed(0)
-    dls = prepare_data(task.chips, chip_size=task.chip_size, seed=0)
+def run_arch(
+    task: Task, arch: str, *, precision: str = "auto", lr: float | None = None, seed: int = 0
+) -> dict[str, Any]:
+    torch.manual_seed(seed)
+    dls = prepare_data(task.chips, chip_size=task.chip_size, seed=seed)
     detector = ChangeDetector(dls, arch=arch, pretrained=False)
     start = time.perf_counter()
     with detector.learn.no_bar(), detector.learn.no_logging():
-        detector.fit(task.epochs, precision=precision)
+        detector.fit(task.epochs, lr=lr, precision=precision)
     seconds = time.perf_counter() - start
     detector.tune_threshold()
     result: dict[str, Any] = {
@@ -158,6 +160,7 @@ def run_arch(task: Task, arch: str, *, precision: str = "auto") -> dict[str, Any
         "norm": detector.spec.stats.source,
         "train_chips": len(dls.train_ds),
         "lr": detector.spec.training["last_fit"]["lr"],
+        "seed": seed,
         "threshold": detector.threshold,
     }
     for tta in (False, True):
@@ -244,6 +247,8 @@ def main() -> None:
     parser.add_argument("--epochs-airchange", type=int, default=12)
     parser.add_argument("--epochs-landsat", type=int, default=40)
     parser.add_argument("--precision", default="auto", help="the default; fp32 to compare")
+    parser.add_argument("--lr", type=float, help="one-cycle peak (default: the recipe's)")
+    parser.add_argument("--seed", type=int, default=0, help="weights, split and batches")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -268,7 +273,7 @@ def main() -> None:
         result["models"] = []
         default = None
         for arch in args.archs.split(","):
-            row = run_arch(task, arch, precision=args.precision)
+            row = run_arch(task, arch, precision=args.precision, lr=args.lr, seed=args.seed)
             detector = row.pop("_detector")
             if arch == DEFAULT_ARCH:
                 default = (detector, row["train_seconds"])

@@ -340,6 +340,9 @@ def main() -> None:
         if "baseline" in runs and "predict_scene" in runs:
             speedup = runs["predict_scene"]["mpx_per_s"] / runs["baseline"]["mpx_per_s"]
             summary[f"speedup_{entry['size']}"] = round(speedup, 2)
+            base, ours = (runs[m].get("seconds_each", []) for m in ("baseline", "predict_scene"))
+            if each := [round(b / o, 2) for b, o in zip(base, ours, strict=True)]:
+                summary[f"speedup_{entry['size']}_each_round"] = each
     by_size = {e["size"]: e["runs"] for e in sizes}
     if 2048 in by_size and 8192 in by_size and "predict_scene" in by_size[2048]:
         small, large = by_size[2048]["predict_scene"], by_size[8192]["predict_scene"]
