@@ -9,8 +9,9 @@ import rasterio
 import torch
 
 from cdtools.chips.augment import augment_pair
-from cdtools.chips.data import NormStats, prepare_data
+from cdtools.chips.data import prepare_data
 from cdtools.chips.export import export_training_data
+from cdtools.chips.stats import NormStats
 from cdtools.errors import CdtoolsWarning, ChipsFolderError, LabelError, ParameterError
 from tests.conftest import Pair
 

@@ -23,11 +23,12 @@ import cdtools
 LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("errors", "landcover.classes", "learn.fastai_api", "baseline"),
     "io and the sample world": (
-        "io.raster", "io.pair", "io.series", "io.blocks", "io.cog", "io.manifest", "synthetic",
+        "io.raster", "io.mosaic", "io.pair", "io.series", "io.blocks", "io.cog", "io.manifest",
+        "synthetic",
     ),
     "chips": (
-        "plots", "chips.labels", "chips.folder", "chips.export", "chips.augment", "chips.data",
-        "chips.sparse_labels",
+        "plots", "chips.labels", "chips.folder", "chips.export", "chips.augment", "chips.stats",
+        "chips.data", "chips.sparse_labels",
     ),
     "learn": (
         "models", "learn.package", "learn.checkpoint", "learn.losses", "learn.metrics",

@@ -108,7 +108,7 @@ def test_a_file_that_is_not_a_raster_is_named(tmp_path: Path) -> None:
 
 
 def test_tiles_on_the_grid_are_read_directly_and_match_the_warper(tmp_path: Path) -> None:
-    from cdtools.io.pair import _offset_on_grid
+    from cdtools.io.mosaic import _offset_on_grid
 
     whole = scene(tmp_path / "whole.tif")
     with rasterio.open(whole) as src:

@@ -10,8 +10,9 @@ import pytest
 import rasterio
 import torch
 
-from cdtools.chips.data import NormStats, prepare_data
+from cdtools.chips.data import prepare_data
 from cdtools.chips.export import export_training_data
+from cdtools.chips.stats import NormStats
 from cdtools.errors import ParameterError
 from cdtools.io.pair import load_pair
 from cdtools.io.raster import write_geotiff

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cdtools.chips.data import NormStats
+from cdtools.chips.stats import NormStats
 from cdtools.errors import ParameterError
 from cdtools.io.pair import array_pair
 from cdtools.learn.package import ModelSpec

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 import torch
 
-from cdtools.chips.data import NormStats
+from cdtools.chips.stats import NormStats
 from cdtools.cli import main
 from cdtools.errors import ParameterError
 from cdtools.io.pair import load_pair

@@ -9,12 +9,10 @@ before and after are float tensors ``(b, c, h, w)`` normalised per band, mask is
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +22,13 @@ import torch
 from cdtools.chips.augment import augment_pair, center_crop
 from cdtools.chips.folder import Chip, ChipFolder, find_chips, read_chip, read_label_values
 from cdtools.chips.labels import CODINGS, IGNORE
+from cdtools.chips.stats import (
+    NormSource,
+    NormStats,
+    dataset_stats,
+    imagenet_stats,
+    scene_stats,
+)
 from cdtools.errors import CdtoolsWarning, ChipsFolderError, LabelError, ParameterError
 from cdtools.io.raster import PathLike
 from cdtools.learn.fastai_api import DataLoader, DataLoaders, default_device
@@ -33,61 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CLASS_NAMES = ("NoChange", "Change")
-STATS_SAMPLE = 256  # training chips read to estimate the normalisation statistics
-
-
-SCENE_STATS_PIXELS = 1_000_000  # pixels per date read to estimate a scene's statistics
-NormSource = Literal["scene", "dataset", "imagenet"]
-
-
-@dataclass(frozen=True)
-class NormStats:
-    """Per-band mean and standard deviation, in the units stored in the chip files.
-
-    ``source="scene"`` marks statistics that are only a summary of the training chips:
-    each date of each scene is normalised with its own statistics instead
-    (:meth:`for_image`), in training (per chips folder) and in prediction (per image).
-    """
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    source: NormSource = "dataset"
-
-    @property
-    def per_scene(self) -> bool:
-        """Whether each date of each scene is normalised with its own statistics."""
-        return self.source == "scene"
-
-    def for_image(self, image: Any, valid: np.ndarray | None = None) -> NormStats:
-        """The statistics to normalise this ``(bands, h, w)`` date with: these, or for
-        per-scene statistics the image's own, over its ``valid`` pixels that are not NaN
-        (at most ``SCENE_STATS_PIXELS`` of them on a regular grid; a dask array is read)."""
-        if not self.per_scene:
-            return self
-        step = max(1, math.ceil(math.sqrt(image.shape[-2] * image.shape[-1] / SCENE_STATS_PIXELS)))
-        sample = np.asarray(image[:, ::step, ::step], dtype=np.float64)
-        keep = np.isfinite(sample).all(axis=0)
-        if valid is not None:
-            keep &= valid[::step, ::step]
-        pixels = sample[:, keep]
-        if pixels.shape[1] == 0:
-            return self  # no valid pixel: nothing is predicted there anyway
-        return _rounded_stats(pixels.mean(axis=1), pixels.std(axis=1), "scene")
-
-    def normalise(self, image: np.ndarray) -> np.ndarray:
-        """``(bands, h, w)`` raw values to float32 with mean 0 and std 1 per band."""
-        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
-        return (image.astype(np.float32, copy=False) - mean) / std
-
-    def denormalise(self, image: np.ndarray) -> np.ndarray:
-        """The inverse of :meth:`normalise`."""
-        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
-        return image * std + mean
 
 
 class ChangeDataLoaders(DataLoaders):
@@ -301,16 +252,16 @@ def prepare_data(
     if isinstance(norm, NormStats):
         stats = norm
     elif norm == "imagenet":
-        stats = _imagenet_stats(train[0], bands)
+        stats = imagenet_stats(train[0], bands)
     else:
-        stats = _dataset_stats(train, bands, seed, source=norm)
+        stats = dataset_stats(train, bands, seed, source=norm)
     if len(stats.mean) != n_bands:
         raise ParameterError(
             f"norm has statistics for {len(stats.mean)} bands, data has {n_bands}."
         )
     train_stats = valid_stats = None
     if stats.per_scene:
-        train_stats, valid_stats = _scene_stats(splits, bands, seed)
+        train_stats, valid_stats = scene_stats(splits, bands, seed)
     common = {"stats": stats, "bands": bands, "chip_size": chip_size, "seed": seed}
     train_ds = ChipPairs(train, augment=transforms == "default", date_stats=train_stats, **common)
     valid_ds = ChipPairs(valid, augment=False, date_stats=valid_stats, **common)
@@ -331,24 +282,6 @@ def prepare_data(
     dls.class_names, dls.sources = CLASS_NAMES, tuple(f.path for f in folders)
     log.info("prepare_data: %d training and %d validation chips", len(train_ds), len(valid_ds))
     return dls
-
-
-def _scene_stats(
-    splits: list[tuple[list[Chip], list[Chip]]], bands: Sequence[int] | None, seed: int
-) -> tuple[list[tuple[NormStats, NormStats]], list[tuple[NormStats, NormStats]]]:
-    """For every training and validation chip, the before and after statistics of its
-    chips folder (one scene), over all of that folder's chips."""
-    train: list[tuple[NormStats, NormStats]] = []
-    valid: list[tuple[NormStats, NormStats]] = []
-    for folder_train, folder_valid in splits:
-        chips = folder_train + folder_valid
-        dates = (
-            _dataset_stats(chips, bands, seed, dates=(0,), source="scene"),
-            _dataset_stats(chips, bands, seed, dates=(1,), source="scene"),
-        )
-        train += [dates] * len(folder_train)
-        valid += [dates] * len(folder_valid)
-    return train, valid
 
 
 def _split(folder: ChipFolder, val_pct: float, seed: int) -> tuple[list[Chip], list[Chip]]:
@@ -383,48 +316,3 @@ def _check_bands(chip: Chip, bands: Sequence[int] | None) -> int:
             f"use 0-based indices in 0..{before.shape[0] - 1}."
         )
     return len(bands)
-
-
-def _imagenet_stats(chip: Chip, bands: Sequence[int] | None) -> NormStats:
-    before, _, _ = read_chip(chip)
-    n = len(bands) if bands is not None else before.shape[0]
-    if n != 3 or before.dtype != np.uint8:
-        raise ParameterError(
-            f"norm='imagenet' needs 3 uint8 bands, these chips have {n} of {before.dtype}; "
-            "use norm='dataset'."
-        )
-    return NormStats(
-        tuple(255 * m for m in IMAGENET_MEAN), tuple(255 * s for s in IMAGENET_STD), "imagenet"
-    )
-
-
-def _dataset_stats(
-    chips: list[Chip],
-    bands: Sequence[int] | None,
-    seed: int,
-    dates: tuple[int, ...] = (0, 1),
-    source: NormSource = "dataset",
-) -> NormStats:
-    """Per-band mean and std over ``dates`` (0 before, 1 after) of up to STATS_SAMPLE chips."""
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(chips), size=min(len(chips), STATS_SAMPLE), replace=False)
-    total = total_sq = None
-    count = 0
-    for i in sorted(picked.tolist()):
-        images = read_chip(chips[i])[:2]
-        for image in (images[d] for d in dates):
-            image = image[list(bands)] if bands is not None else image
-            pixels = image.reshape(image.shape[0], -1).astype(np.float64)
-            total = pixels.sum(1) if total is None else total + pixels.sum(1)
-            sq = (pixels**2).sum(1)
-            total_sq = sq if total_sq is None else total_sq + sq
-            count += pixels.shape[1]
-    mean = total / count
-    return _rounded_stats(mean, np.sqrt(np.maximum(total_sq / count - mean**2, 0.0)), source)
-
-
-def _rounded_stats(mean: np.ndarray, std: np.ndarray, source: NormSource = "dataset") -> NormStats:
-    std = np.where(std < 1e-6, 1.0, std)
-    return NormStats(
-        tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std), source
-    )

@@ -2,9 +2,9 @@
 
 Dates come from the file names (``YYYYMMDD`` as NAIP writes them, ``YYYY-MM-DD``, or a
 bare year as in ``1985.tif``) or are given. Files of the same date are tiles of that
-date. Everything else is :mod:`cdtools.io.pair`'s machinery: one grid for all dates (see
-:func:`~cdtools.io.pair.common_grid`), tiles on that grid read directly, others through a
-GDAL WarpedVRT, nothing read until a chunk is asked for.
+date. Everything else is load_pair's machinery (:mod:`cdtools.io.mosaic`): one grid for
+all dates (:func:`~cdtools.io.mosaic.common_grid`), tiles on that grid read directly, others
+through a GDAL WarpedVRT, nothing read until a chunk is asked for.
 """
 
 from __future__ import annotations
@@ -19,13 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from cdtools.errors import GridError, ParameterError, RasterError
-from cdtools.io.pair import (
-    ResamplingName,
-    common_grid,
-    resampling_method,
-    stack_dates,
-    tile_files,
-)
+from cdtools.io.mosaic import common_grid, tile_files
+from cdtools.io.pair import ResamplingName, resampling_method, stack_dates
 from cdtools.io.raster import PathLike, RasterInfo, describe
 
 if TYPE_CHECKING:

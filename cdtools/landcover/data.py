@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from cdtools.chips.data import NormStats
+from cdtools.chips.stats import NormStats
 from cdtools.errors import CdtoolsError, ParameterError
 from cdtools.io.raster import PathLike
 from cdtools.landcover.classes import EUROSAT_CLASSES, LANDCOVER_COLOURS

@@ -335,7 +335,7 @@ class ChangeDetector(Trainable):
             date has no data, with the pair's CRS and transform (pixel coordinates and no
             CRS for plain images and arrays). It is predict_scene's ``encoding="float32"``
             result: the blend itself, not quantised to 1/255, since it stays in memory;
-            :func:`cdtools.scene.predict.encode_probability` of it is exactly
+            :func:`cdtools.scene.changemap.encode_probability` of it is exactly
             predict_scene's uint8 result, and what ``out_path`` receives.
 
         Example:

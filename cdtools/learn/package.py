@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import torch
 
 from cdtools import __version__
-from cdtools.chips.data import NormStats
+from cdtools.chips.stats import NormStats
 from cdtools.errors import CdtoolsError, OutputExistsError
 from cdtools.io.raster import PathLike, atomic_path
 

@@ -4,6 +4,7 @@
 x 255, 255: no data), what ``ChangeDetector.predict`` returns (float in [0, 1], NaN: no
 data), a 0/1 change mask, or the GeoTIFF of any of them, and gives a :class:`ChangeMap`:
 float32 probability in [0, 1] with NaN where there is no data, its transform and CRS.
+:func:`encode_probability` is the uint8 encoding, for predict_scene and the command line.
 :func:`threshold_change` turns a lazy change map into a 0/1 mask, and :func:`pair_on_grid`
 finds the two dates on a change map's own grid.
 """
@@ -24,7 +25,13 @@ from rasterio.transform import Affine
 from cdtools.errors import GridError, ParameterError
 from cdtools.io.raster import open_raster
 
-UINT8_NODATA = 255  # as cdtools.predict_scene writes it
+#: uint8 value for pixels where either date has no data; probability p is stored as
+#: min(round(255 p), 254), so p = value / 255 within 1/255 (:func:`encode_probability`).
+NODATA = 255
+LONG_NAMES = {
+    "uint8": "change probability x 255 (255: no data)",
+    "float32": "change probability (NaN: no data)",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,18 @@ class ChangeMap:
     transform: Affine
     crs: CRS | None
     threshold: float | None  # the one stored with the map, if any
+
+
+def encode_probability(prob: np.ndarray) -> np.ndarray:
+    """Probability in [0, 1] (NaN: no data) as predict_scene's uint8: ``min(round(255 p),
+    254)``, and 255 (:data:`NODATA`) for NaN. Decode with value / 255 (within 1/510).
+
+    Example:
+        >>> encode_probability(np.array([0.0, 0.5, 1.0, np.nan], np.float32))
+        array([  0, 128, 254, 255], dtype=uint8)
+    """
+    coded = np.minimum(np.round(np.nan_to_num(prob) * 255), NODATA - 1).astype(np.uint8)
+    return np.where(np.isnan(prob), np.uint8(NODATA), coded)
 
 
 def read_change_map(prob: Any) -> ChangeMap:
@@ -60,7 +79,7 @@ def read_change_map(prob: Any) -> ChangeMap:
                 float(stored) if stored is not None else None,
             )  # fmt: skip
     if isinstance(prob, np.ndarray):  # no grid: pixel units
-        nodata = UINT8_NODATA if prob.dtype == np.uint8 else None
+        nodata = NODATA if prob.dtype == np.uint8 else None
         return ChangeMap(_decode(prob, None, nodata), Affine.identity(), None, None)
     import rioxarray  # noqa: F401 (registers the .rio accessor)
 
@@ -72,7 +91,7 @@ def read_change_map(prob: Any) -> ChangeMap:
         )
     values, nodata = np.asarray(prob.values), prob.rio.nodata
     if nodata is None and values.dtype == np.uint8:
-        nodata = UINT8_NODATA
+        nodata = NODATA
     values = _decode(values, None, nodata, mask=_is_mask(prob.attrs.get("long_name")))
     stored = prob.attrs.get("threshold")
     return ChangeMap(
@@ -130,7 +149,7 @@ def threshold_change(change: Any, threshold: float) -> Any:
 
     def block(values: np.ndarray) -> np.ndarray:
         mask = (values.astype(np.float32) / 255 > threshold).astype(np.uint8)
-        return np.where(values == UINT8_NODATA, np.uint8(UINT8_NODATA), mask)
+        return np.where(values == NODATA, np.uint8(NODATA), mask)
 
     data = change.data.map_blocks(block, dtype=np.uint8, token="cdtools-threshold")
     attrs = {**change.attrs, "long_name": "change mask (0/1, 255: no data)"}
@@ -152,7 +171,8 @@ def pair_on_grid(
     :class:`~cdtools.errors.GridError`.
     """
     from cdtools.errors import GridError
-    from cdtools.io.pair import grid_offset, load_pair
+    from cdtools.io.mosaic import grid_offset
+    from cdtools.io.pair import load_pair
 
     if change.crs is None:
         raise GridError(
@@ -204,7 +224,6 @@ def write_change_map(
     """Write a float change probability as ``cdtools predict`` does: uint8 x 255, or 0/1
     with ``output="mask"``; 255 is nodata in both."""
     from cdtools.io.cog import write_raster
-    from cdtools.scene.predict import LONG_NAMES, NODATA, encode_probability
 
     coded = prob.copy(data=encode_probability(prob.values)).chunk()
     coded = coded.assign_attrs(long_name=LONG_NAMES["uint8"], threshold=threshold)

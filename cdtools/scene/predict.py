@@ -24,6 +24,7 @@ import numpy as np
 from cdtools.errors import GridError, ParameterError
 from cdtools.learn.autocast import PRECISIONS, Precision, on_gpu
 from cdtools.learn.package import ModelSpec
+from cdtools.scene.changemap import LONG_NAMES, NODATA, encode_probability
 from cdtools.scene.halo import with_halo
 from cdtools.scene.model import SceneModel
 from cdtools.scene.runtime import Runtime, check_runtime
@@ -33,19 +34,12 @@ from cdtools.scene.tiling import blend_window, check_tiling, tile_starts
 if TYPE_CHECKING:
     import xarray as xr
 
-#: uint8 value for pixels where either date has no data; probability p is stored as
-#: min(round(255 p), 254), so p = value / 255 within 1/255.
-NODATA = 255
 DEFAULT_CHUNK = 1024
 BATCH_PIXELS = {False: 2**19, True: 2**23}  # pixels per forward pass: CPU, GPU
 # take tiles larger than their chips unchanged
 FULLY_CONVOLUTIONAL = {"siamese_unet", "fc_ef", "fc_siam_conc", "fc_siam_diff"}
 Encoding = Literal["uint8", "float32"]
 """How predict_scene returns probability: uint8 x 255 (255: no data), or float32 (NaN)."""
-LONG_NAMES = {
-    "uint8": "change probability x 255 (255: no data)",
-    "float32": "change probability (NaN: no data)",
-}
 
 
 def predict_scene(
@@ -294,18 +288,6 @@ def _owned_tiles(
             out[0, r : r + tile, c : c + tile] += prob * windows[inner]
             out[1, r : r + tile, c : c + tile] += windows[inner]
     return out
-
-
-def encode_probability(prob: np.ndarray) -> np.ndarray:
-    """Probability in [0, 1] (NaN: no data) as predict_scene's uint8: ``min(round(255 p),
-    254)``, and 255 (:data:`NODATA`) for NaN. Decode with value / 255 (within 1/510).
-
-    Example:
-        >>> encode_probability(np.array([0.0, 0.5, 1.0, np.nan], np.float32))
-        array([  0, 128, 254, 255], dtype=uint8)
-    """
-    coded = np.minimum(np.round(np.nan_to_num(prob) * 255), NODATA - 1).astype(np.uint8)
-    return np.where(np.isnan(prob), np.uint8(NODATA), coded)
 
 
 def _as_dataarray(change: Any, pair: Any, spec: ModelSpec, tile: int, overlap: int) -> Any:

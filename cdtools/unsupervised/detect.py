@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from cdtools.errors import CdtoolsWarning, GridError, ParameterError
+from cdtools.scene.changemap import NODATA
 from cdtools.unsupervised.cva import Cva
 from cdtools.unsupervised.irmad import Irmad
 from cdtools.unsupervised.pca_kmeans import BLOCK, PcaKmeans
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
 Method = Literal["irmad", "cva", "pca_kmeans"]
 Threshold = Literal["auto", "otsu", "kittler_illingworth", "chi2"]
 METHODS = ("irmad", "cva", "pca_kmeans")
-#: uint8 value where either date has no data; as cdtools.scene.predict.NODATA, which is
-#: not imported because that module loads torch.
-NODATA = 255
 CHI2_ALPHA = 0.01  # threshold="chi2": change where no change has probability below 1 %
 AUTO = {"irmad": "otsu", "cva": "otsu", "pca_kmeans": "kmeans"}  # chosen on sample worlds 0-2
 DEFAULT_CHUNK = 1024
