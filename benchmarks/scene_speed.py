@@ -202,7 +202,7 @@ def run_child(*args: str) -> dict[str, float]:
 def floor_share(floor: dict[str, float], pixels_per_s: float, method: str, device: str) -> float:
     """The share of the device's peak in the precision ``method`` used, at the model's FLOP
     per pixel."""
-    from cdtools.learn.autocast import resolve_precision
+    from cdtools.learn.precision import resolve_precision
 
     precision = "fp32" if method != "predict_scene" else resolve_precision("auto", device)
     peak = floor.get(f"peak_gflops_{precision}", floor["peak_gflops_fp32"]) * 1e9

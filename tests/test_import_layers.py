@@ -32,8 +32,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "learn": (
         "models", "learn.package", "learn.checkpoint", "learn.losses", "learn.metrics",
-        "learn.autocast", "learn.averaging", "learn.tta", "learn.epoch_log", "learn.trainable",
-        "learn.detector",
+        "learn.precision", "learn.autocast", "learn.averaging", "learn.tta", "learn.epoch_log",
+        "learn.trainable", "learn.detector",
     ),
     "scene": (
         "scene.tiling", "scene.model", "scene.halo", "scene.stitch", "scene.runtime",
@@ -125,3 +125,14 @@ def test_a_wrong_way_import_is_caught(imports: dict[str, subprocess.Popen[str]])
     _, stderr = imports["wrong way"].communicate()
     assert imports["wrong way"].returncode != 0
     assert "cdtools.chips.data is in a layer above" in stderr
+
+
+def test_scene_inference_does_not_import_fastai() -> None:
+    # fastai takes about 5 s to import; predict_scene and detect_change never use it.
+    code = (
+        "import sys, cdtools.scene.predict, cdtools.unsupervised.detect; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'fastai'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

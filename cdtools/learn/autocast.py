@@ -9,32 +9,11 @@ On this project's 2-core CPU (AVX-512 BF16) a from-scratch FC-Siam-diff trains a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from cdtools.learn.fastai_api import Callback
-
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def on_gpu(device: str | None) -> bool:
-    """Whether ``device`` (default: this machine's best) is a CUDA GPU."""
-    import torch
-
-    return device.startswith("cuda") if device else torch.cuda.is_available()
-
-
-def resolve_precision(precision: Precision, device: str) -> str:
-    """What "auto" means on ``device``: fp16 on a GPU, bf16 on CPUs that have it, else fp32."""
-    if precision != "auto":
-        return precision
-    if device.startswith("cuda"):
-        return "fp16"
-    import torch
-
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
 class BFloat16Training(Callback):

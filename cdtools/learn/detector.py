@@ -19,7 +19,6 @@ from cdtools.chips.data import ChangeDataLoaders
 from cdtools.errors import OutputExistsError, ParameterError
 from cdtools.io.pair import load_pair, padded_pair
 from cdtools.io.raster import PathLike
-from cdtools.learn.autocast import Precision
 from cdtools.learn.fastai_api import Learner
 from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
 from cdtools.learn.metrics import (
@@ -31,6 +30,7 @@ from cdtools.learn.metrics import (
     scores,
 )
 from cdtools.learn.package import ModelSpec, PackageError
+from cdtools.learn.precision import Precision
 from cdtools.learn.trainable import Trainable
 from cdtools.models import ARCHITECTURES, Arch, default_backbone, to_probability
 from cdtools.models.backbone import Pretrained

@@ -18,18 +18,13 @@ import torch
 
 from cdtools.errors import CdtoolsError, ParameterError
 from cdtools.io.raster import PathLike
-from cdtools.learn.autocast import (
-    PRECISIONS,
-    BFloat16Training,
-    Precision,
-    on_gpu,
-    resolve_precision,
-)
+from cdtools.learn.autocast import BFloat16Training
 from cdtools.learn.averaging import WeightAveraging
 from cdtools.learn.checkpoint import SafetensorsCheckpoint
 from cdtools.learn.epoch_log import readable_log
 from cdtools.learn.fastai_api import EarlyStoppingCallback, Learner
 from cdtools.learn.package import PackageError, package_folder, read_package, write_package
+from cdtools.learn.precision import PRECISIONS, Precision, on_gpu, resolve_precision
 
 T = TypeVar("T", bound="Trainable")
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from cdtools.errors import ParameterError
-from cdtools.learn.autocast import Precision, resolve_precision
 from cdtools.learn.package import ModelSpec, read_package_bytes
+from cdtools.learn.precision import Precision, resolve_precision
 
 # Per process: models built so far (a worker loads each model once) and one lock so that
 # a single forward pass at a time uses all cores while other threads read and warp.

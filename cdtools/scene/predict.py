@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from cdtools.errors import GridError, ParameterError
-from cdtools.learn.autocast import PRECISIONS, Precision, on_gpu
 from cdtools.learn.package import ModelSpec
+from cdtools.learn.precision import PRECISIONS, Precision, on_gpu
 from cdtools.scene.changemap import LONG_NAMES, NODATA, encode_probability
 from cdtools.scene.halo import with_halo
 from cdtools.scene.model import SceneModel
