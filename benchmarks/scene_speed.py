@@ -300,7 +300,7 @@ def main() -> None:
         ]
         runs = {}
         for method in methods:
-            out, each = outs[method], [figures[method] for figures in rounds]
+            out, each = outs[method], [turn[method] for turn in rounds]
             figures = {key: float(np.median([f[key] for f in each])) for key in each[0]}
             runs[method] = {
                 "seconds": round(figures["seconds"], 1),

@@ -117,3 +117,17 @@ def test_a_folding_that_changes_the_output_is_undone() -> None:
     assert isinstance(kept.norm, nn.BatchNorm2d) and isinstance(kept.conv, nn.Conv2d)
     assert torch.equal(_outputs(kept), expected)
     assert np.isfinite(expected.numpy()).all()
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [b"", b"\x10\x00\x00\x00\x00\x00\x00\x00[1, 2, 3]       ", b"\xff" * 64],
+    ids=["empty", "a header that is not a table", "no header"],
+)
+def test_weights_that_are_not_safetensors_are_refused(
+    detector, tmp_path: Path, weights: bytes
+) -> None:
+    folder = detector.save(tmp_path / "model")
+    (folder / "model.safetensors").write_bytes(weights)
+    with pytest.raises(PackageError, match=r"model\.safetensors is not a safetensors file"):
+        SceneModel.of(folder)

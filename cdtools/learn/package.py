@@ -230,7 +230,7 @@ def read_package_bytes(path: PathLike, *, spec_class: Any = ModelSpec) -> tuple[
     weights = files[names[WEIGHTS]]
     try:
         _check_safetensors_layout(weights)
-    except (ValueError, KeyError, TypeError, IndexError) as err:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
         raise _not_safetensors(path, err) from None
     return spec, weights
 
