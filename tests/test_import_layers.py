@@ -31,9 +31,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "chips.data", "chips.sparse_labels",
     ),
     "learn": (
-        "models", "learn.package", "learn.checkpoint", "learn.losses", "learn.metrics",
-        "learn.precision", "learn.autocast", "learn.averaging", "learn.tta", "learn.epoch_log",
-        "learn.trainable", "learn.detector",
+        "models", "learn.package", "learn.onnx_export", "learn.checkpoint", "learn.losses",
+        "learn.metrics", "learn.precision", "learn.autocast", "learn.averaging", "learn.tta",
+        "learn.epoch_log", "learn.trainable", "learn.detector",
     ),
     "scene": (
         "scene.tiling", "scene.model", "scene.halo", "scene.stitch", "scene.runtime",

@@ -278,7 +278,7 @@ class ChangeDetector(Trainable):
 
     def export_onnx(self, path: PathLike, *, tile: int | None = None) -> Path:
         """Write an ONNX model: inputs before and after (normalised), output probability."""
-        from cdtools.learn.package import write_onnx
+        from cdtools.learn.onnx_export import write_onnx
 
         return write_onnx(self.model, self.probability, Path(path), self.spec, tile=tile)
 

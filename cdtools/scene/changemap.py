@@ -170,7 +170,6 @@ def pair_on_grid(
     exactly as the model saw them, with no second resampling; a map on another grid is a
     :class:`~cdtools.errors.GridError`.
     """
-    from cdtools.errors import GridError
     from cdtools.io.mosaic import grid_offset
     from cdtools.io.pair import load_pair
 

@@ -63,7 +63,7 @@ def exported_session(model: Any, spec: Any, runtime: str, precision: str, tile: 
     """A function from normalised ``(n, c, h, w)`` before/after batches to probability
     ``(n, h, w)``, running ``model`` (a torch module, on the CPU) exported to ONNX in
     ``runtime`` at ``precision`` ("fp32" or "bf16")."""
-    from cdtools.learn.package import write_onnx
+    from cdtools.learn.onnx_export import write_onnx
     from cdtools.models import to_probability
 
     with tempfile.TemporaryDirectory(prefix="cdtools-onnx-") as folder:
