@@ -1,4 +1,5 @@
-"""compute_in_batches: a dask array computed a few chunks at a time, in row order."""
+"""compute_in_batches: a dask array computed a few chunks at a time, in row order;
+in_one_task: a chunk read and used in one task, after the collections it waits for."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ import pytest
 import cdtools.io.blocks as blocks
 
 
-def test_no_more_than_a_batch_of_chunks_per_store(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_more_than_a_batch_of_chunks_per_compute(monkeypatch: pytest.MonkeyPatch) -> None:
     """Memory flat in scene size: the scheduler never sees more than CHUNKS_IN_FLIGHT x
     threads chunks at once, so it cannot read the whole scene ahead of its consumers."""
     batches: list[int] = []
-    store = da.store
+    compute = dask.compute
 
-    def counting(sources, targets, **kwargs):
+    def counting(*sources, **kwargs):
         batches.append(len(sources))
-        return store(sources, targets, **kwargs)
+        return compute(*sources, **kwargs)
 
-    monkeypatch.setattr(da, "store", counting)
+    monkeypatch.setattr(dask, "compute", counting)
     values = da.arange(1200 * 1000, chunks=-1).reshape(1200, 1000).rechunk(128) % 251
     with dask.config.set(num_workers=2):
         computed = blocks.compute_in_batches(values)
@@ -33,3 +34,29 @@ def test_bands_chunked_apart_and_numpy_arrays() -> None:
     lazy = da.from_array(values, chunks=(1, 2, 128, 100))
     np.testing.assert_array_equal(blocks.compute_in_batches(lazy), values)
     assert blocks.compute_in_batches(values) is values
+
+
+def test_in_one_task_reads_and_applies_in_one_task_after_its_gate() -> None:
+    order: list[str] = []
+
+    def note(name: str, value: np.ndarray) -> np.ndarray:
+        order.append(name)
+        return value
+
+    gate = da.from_array(np.arange(4.0), chunks=2).map_blocks(lambda a: note("gate", a))
+    dates = [da.ones((3, 3), chunks=3), da.full((3, 3), 2.0, chunks=3)]
+    chunk = da.stack(dates).rechunk(-1).map_blocks(lambda a: note("read", a))  # 4 tasks
+    summed = blocks.in_one_task(
+        chunk, lambda a: a.sum(axis=0), shape=(3, 3), dtype=float, after=[gate]
+    )
+    assert not set(summed.__dask_graph__()) & set(chunk.__dask_graph__())  # all inside
+    order.clear()  # map_blocks called note on empty arrays to learn their type
+    np.testing.assert_array_equal(summed.compute(scheduler="sync"), np.full((3, 3), 3.0))
+    assert order == ["gate", "gate", "read"]
+
+
+def test_in_one_task_takes_one_chunk() -> None:
+    from cdtools.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="one-chunk array, got 4 chunks"):
+        blocks.in_one_task(da.ones((4, 4), chunks=2), np.sum, shape=(), dtype=float)

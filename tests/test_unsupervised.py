@@ -116,10 +116,32 @@ def test_the_lazy_map_equals_a_one_chunk_computation(planted, tmp_path: Path, me
     )
 
 
+def test_a_local_cluster_gives_the_threaded_maps(tmp_path: Path) -> None:
+    """On a dask cluster of processes, the sample is brought back from the workers (it was
+    stored into their copies of it: every map came out "no change") and each pca_kmeans
+    chunk's task, carrying its own reads, travels to them."""
+    distributed = pytest.importorskip("distributed")
+    before, after, _ = scene()
+    pair = load(tmp_path, before, after, chunk=32)
+    threaded = {m: cdtools.detect_change(pair, method=m).values for m in METHODS}
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        for method in METHODS:
+            clustered = cdtools.detect_change(pair, method=method)
+            assert clustered.attrs["threshold_method"] != "none (no change found)"
+            np.testing.assert_array_equal(clustered.values, threaded[method])
+
+
 def test_pca_kmeans_reads_a_row_only_when_the_scores_above_need_it(tmp_path: Path) -> None:
     """Memory flat in scene size: at most two whole rows of the difference image are held
     at once (the scores' row and the next, whose halo lines the scores copy); left to
-    dask's order, most of them were (50 of these 64 chunks)."""
+    dask's order, most of them were (50 of these 64 chunks). No chunk of the pair itself
+    is ever held between tasks: each is read and differenced in one task (8 of one date
+    waited for the other's in an 8192-pixel scene before)."""
     from dask.callbacks import Callback
 
     from cdtools.unsupervised.detect import ROWS_AHEAD
@@ -127,13 +149,15 @@ def test_pca_kmeans_reads_a_row_only_when_the_scores_above_need_it(tmp_path: Pat
     before, after, _ = scene()
     pair = load(tmp_path, before, after, chunk=16)  # 8 x 8 chunks
     change = cdtools.detect_change(pair, method="pca_kmeans")
-    most = 0
+    most = inputs = 0
 
     class CountDifferenceBlocks(Callback):
         def _posttask(self, key, result, dsk, state, worker_id) -> None:
-            nonlocal most
+            nonlocal most, inputs
             held = set()
             for value in state["cache"].values():
+                if getattr(value, "ndim", 0) >= 3 and value.shape[-2:] == (16, 16):
+                    inputs += 1  # a date's chunk, or both dates' stacked
                 while isinstance(value, np.ndarray) and isinstance(value.base, np.ndarray):
                     value = value.base  # an overlap's slice holds its whole chunk
                 if (
@@ -147,6 +171,7 @@ def test_pca_kmeans_reads_a_row_only_when_the_scores_above_need_it(tmp_path: Pat
     with CountDifferenceBlocks():
         values = change.compute(scheduler="threads").values
     assert ROWS_AHEAD == 2 and 8 <= most <= 2 * 8
+    assert inputs == 0
     whole = cdtools.detect_change(pair.chunk({"y": -1, "x": -1}), method="pca_kmeans")
     np.testing.assert_array_equal(values, whole.values)
 

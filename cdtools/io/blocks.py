@@ -1,4 +1,5 @@
-"""Reading a scene with memory flat in its size: GDAL's cache capped, chunks in batches.
+"""Reading a scene with memory flat in its size: GDAL's cache capped, chunks in batches,
+a chunk read and used in one task.
 
 GDAL's block cache may take 5 % of the RAM by default, and it kept every block of an
 8192-pixel pair that a computation read: :data:`GDAL_CACHE_MB` caps it, in
@@ -10,9 +11,12 @@ of what it consumes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from cdtools.errors import ParameterError
 
 CHUNKS_IN_FLIGHT = 2  # per scheduler thread: enough to keep every thread busy
 GDAL_CACHE_MB = 64  # a few strips of 512-pixel blocks
@@ -29,9 +33,8 @@ def batch_size() -> int:
 
 
 def compute_in_batches(data: Any) -> np.ndarray:
-    """``data.compute()`` for a dask array, :func:`batch_size` chunks per ``dask.array.store``
-    in row order (each chunk stored by the thread that computed it), GDAL's cache capped;
-    a numpy array is returned as is.
+    """``data.compute()`` for a dask array, :func:`batch_size` chunks per compute in row
+    order, GDAL's cache capped; a numpy array is returned as is.
 
     Example:
         >>> import dask.array as da
@@ -40,7 +43,7 @@ def compute_in_batches(data: Any) -> np.ndarray:
     """
     if not hasattr(data, "chunks") or not hasattr(data, "blocks"):
         return np.asarray(data)
-    import dask.array as da
+    import dask
     import rasterio
 
     out = np.empty(data.shape, dtype=data.dtype)
@@ -57,6 +60,67 @@ def compute_in_batches(data: Any) -> np.ndarray:
             for index in batch
         ]
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-            sources = [data.blocks[index] for index in batch]
-            da.store(sources, [out] * len(batch), regions=places, lock=False)
+            # Computed, then placed here: a store into ``out`` on a dask cluster would write
+            # into the workers' copies of it.
+            values = dask.compute(*(data.blocks[index] for index in batch))
+        for place, value in zip(places, values, strict=True):
+            out[place] = value
     return out
+
+
+class _Graph:
+    """A chunk's own task graph, carried inside one task: dask does not look into it."""
+
+    def __init__(self, graph: dict[Any, Any], key: Any) -> None:
+        self.graph, self.key = graph, key
+
+    def compute(self) -> Any:
+        from dask.local import get_sync
+
+        return get_sync(self.graph, self.key)
+
+
+def _apply_to_chunk(graph: _Graph, func: Any, *_after: Any) -> Any:
+    return func(graph.compute())
+
+
+def in_one_task(
+    chunk: Any, func: Any, *, shape: tuple[int, ...], dtype: Any, after: Sequence[Any] = ()
+) -> Any:
+    """``func`` of a one-chunk dask array (an array of ``shape`` and ``dtype``), read and
+    applied in a single task that starts only once every collection in ``after`` is
+    computed.
+
+    dask holds each task's output until its last consumer has run; a chunk made of
+    several reads (two dates' chunks stacked) is otherwise held piece by piece while the
+    scheduler reads others, and a row of an 8192-pixel pair's chunks was held at once.
+    Inside one task, the pieces live only as long as ``func`` needs them, and ``after``
+    keeps reads from running far ahead of what consumes them.
+
+    Example:
+        >>> import dask.array as da
+        >>> chunk = da.ones((2, 4, 4), chunks=-1) * 3
+        >>> summed = in_one_task(chunk, lambda a: a.sum(axis=0), shape=(4, 4), dtype=float)
+        >>> summed.compute()[0, 0]
+        np.float64(6.0)
+    """
+    import dask
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.core import flatten
+    from dask.graph_manipulation import checkpoint
+    from dask.highlevelgraph import HighLevelGraph
+
+    if chunk.npartitions != 1:
+        raise ParameterError(
+            f"in_one_task takes a one-chunk array, got {chunk.npartitions} chunks; pass "
+            "array.blocks[index] for each chunk."
+        )
+    (culled,) = dask.optimize(chunk)
+    (key,) = flatten(culled.__dask_keys__())
+    gates = [checkpoint(c) for c in after]
+    name = "in-one-task-" + tokenize(chunk.name, func, [g.key for g in gates])
+    task = (_apply_to_chunk, _Graph(dict(culled.__dask_graph__()), key), func)
+    layer = {(name,) + (0,) * len(shape): task + tuple(g.key for g in gates)}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=gates)
+    return da.Array(graph, name, tuple((n,) for n in shape), dtype=dtype)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from cdtools.errors import CdtoolsWarning, GridError, ParameterError
+from cdtools.io.blocks import in_one_task
 from cdtools.scene.changemap import NODATA
 from cdtools.unsupervised.cva import Cva
 from cdtools.unsupervised.irmad import Irmad
@@ -220,23 +221,29 @@ def _with_halo(data: Any, model: Any, reference: float) -> Any:
 
     The halo is taken on the one-band difference image, so a chunk reads its neighbours'
     pixels once, not both dates' bands. Each row of scores needs its difference row and a
-    copy of the halo's lines of the rows above and below it, and a row is read only once
-    the scores :data:`ROWS_AHEAD` rows above it are done: left to itself, dask's scheduler
-    read most of an 8192-pixel scene's difference image ahead of the scores, and memory
-    grew with the scene's area.
+    copy of the halo's lines of the rows above and below it. A chunk's difference is
+    read and computed in one task (:func:`cdtools.io.blocks.in_one_task`), so the two
+    dates' chunks are never held apart waiting for each other, and a row is read only
+    once the scores :data:`ROWS_AHEAD` rows above it are done: left to itself, dask's
+    scheduler read most of an 8192-pixel scene ahead of the scores, and memory grew
+    with the scene's area.
     """
     import dask.array as da
-    from dask.graph_manipulation import bind
 
-    h, rows = model.halo, data.numblocks[2]
+    h, rows, cols = model.halo, data.numblocks[2], data.numblocks[3]
     diffs: list[Any] = []
     scores: list[Any] = []
 
     def difference_row(k: int) -> Any:
-        row = data.blocks[:, :, k : k + 1]
-        if k >= ROWS_AHEAD:
-            row = bind(row, scores[k - ROWS_AHEAD])
-        return row.map_blocks(model.difference, drop_axis=(0, 1), dtype=np.float32)
+        after = [scores[k - ROWS_AHEAD]] if k >= ROWS_AHEAD else []
+        chunks = [data.blocks[:, :, k, j] for j in range(cols)]
+        return da.concatenate(
+            [
+                in_one_task(c, model.difference, shape=c.shape[2:], dtype=np.float32, after=after)
+                for c in chunks
+            ],
+            axis=1,
+        )
 
     def edge(k: int, lines: slice) -> Any:
         """A copy of the lines of difference row k that a neighbouring row's halo needs,
