@@ -1,5 +1,5 @@
 """compute_in_batches: a dask array computed a few chunks at a time, in row order;
-in_one_task: a chunk read and used in one task, after the collections it waits for."""
+ChunksInOneTask: a chunk read and used in one task, after what it waits for."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def test_bands_chunked_apart_and_numpy_arrays() -> None:
     assert blocks.compute_in_batches(values) is values
 
 
-def test_in_one_task_reads_and_applies_in_one_task_after_its_gate() -> None:
+def test_a_chunk_is_read_and_used_in_one_task_after_its_gate() -> None:
+    from dask.graph_manipulation import checkpoint
+
     order: list[str] = []
 
     def note(name: str, value: np.ndarray) -> np.ndarray:
@@ -44,19 +46,21 @@ def test_in_one_task_reads_and_applies_in_one_task_after_its_gate() -> None:
         return value
 
     gate = da.from_array(np.arange(4.0), chunks=2).map_blocks(lambda a: note("gate", a))
-    dates = [da.ones((3, 3), chunks=3), da.full((3, 3), 2.0, chunks=3)]
-    chunk = da.stack(dates).rechunk(-1).map_blocks(lambda a: note("read", a))  # 4 tasks
-    summed = blocks.in_one_task(
-        chunk, lambda a: a.sum(axis=0), shape=(3, 3), dtype=float, after=[gate]
+    dates = [da.ones((6, 6), chunks=3), da.full((6, 6), 2.0, chunks=3)]
+    pair = da.stack(dates).rechunk({0: -1}).map_blocks(lambda a: note("read", a))
+    chunks = blocks.ChunksInOneTask(pair)
+    summed = chunks.apply(
+        (0, 1, 0), lambda a: a.sum(axis=0), shape=(3, 3), dtype=float, after=checkpoint(gate)
     )
-    assert not set(summed.__dask_graph__()) & set(chunk.__dask_graph__())  # all inside
+    assert not set(summed.__dask_graph__()) & set(pair.__dask_graph__())  # all inside
     order.clear()  # map_blocks called note on empty arrays to learn their type
     np.testing.assert_array_equal(summed.compute(scheduler="sync"), np.full((3, 3), 3.0))
-    assert order == ["gate", "gate", "read"]
+    assert order == ["gate", "gate", "read"]  # one chunk read of the four, after the gate
 
 
-def test_in_one_task_takes_one_chunk() -> None:
+def test_a_chunk_outside_the_array_is_refused() -> None:
     from cdtools.errors import ParameterError
 
-    with pytest.raises(ParameterError, match="one-chunk array, got 4 chunks"):
-        blocks.in_one_task(da.ones((4, 4), chunks=2), np.sum, shape=(), dtype=float)
+    chunks = blocks.ChunksInOneTask(da.ones((4, 4), chunks=2))
+    with pytest.raises(ParameterError, match=r"chunk \(2, 0\) is not one of the array's \(2, 2\)"):
+        chunks.apply((2, 0), np.sum, shape=(), dtype=float)

@@ -11,7 +11,6 @@ of what it consumes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -84,43 +83,59 @@ def _apply_to_chunk(graph: _Graph, func: Any, *_after: Any) -> Any:
     return func(graph.compute())
 
 
-def in_one_task(
-    chunk: Any, func: Any, *, shape: tuple[int, ...], dtype: Any, after: Sequence[Any] = ()
-) -> Any:
-    """``func`` of a one-chunk dask array (an array of ``shape`` and ``dtype``), read and
-    applied in a single task that starts only once every collection in ``after`` is
-    computed.
+class ChunksInOneTask:
+    """Each chunk of a dask array read and used in a single task, which may wait for others.
 
     dask holds each task's output until its last consumer has run; a chunk made of
     several reads (two dates' chunks stacked) is otherwise held piece by piece while the
     scheduler reads others, and a row of an 8192-pixel pair's chunks was held at once.
-    Inside one task, the pieces live only as long as ``func`` needs them, and ``after``
-    keeps reads from running far ahead of what consumes them.
+    Inside one task, the pieces live only as long as the function needs them. The array's
+    graph is culled once, and each chunk's task carries only the tasks that chunk needs.
 
     Example:
         >>> import dask.array as da
-        >>> chunk = da.ones((2, 4, 4), chunks=-1) * 3
-        >>> summed = in_one_task(chunk, lambda a: a.sum(axis=0), shape=(4, 4), dtype=float)
+        >>> pair = da.stack([da.ones((4, 4), chunks=2), da.ones((4, 4), chunks=2)])
+        >>> chunks = ChunksInOneTask(pair.rechunk({0: -1}))
+        >>> summed = chunks.apply((0, 1, 0), lambda a: a.sum(axis=0), shape=(2, 2), dtype=float)
         >>> summed.compute()[0, 0]
-        np.float64(6.0)
+        np.float64(2.0)
     """
-    import dask
-    import dask.array as da
-    from dask.base import tokenize
-    from dask.core import flatten
-    from dask.graph_manipulation import checkpoint
-    from dask.highlevelgraph import HighLevelGraph
 
-    if chunk.npartitions != 1:
-        raise ParameterError(
-            f"in_one_task takes a one-chunk array, got {chunk.npartitions} chunks; pass "
-            "array.blocks[index] for each chunk."
+    def __init__(self, data: Any) -> None:
+        import dask
+
+        (self._data,) = dask.optimize(data)
+        self._graph = dict(self._data.__dask_graph__())
+
+    def apply(
+        self, index: tuple[int, ...], func: Any, *, shape: tuple[int, ...], dtype: Any,
+        after: Any = None,
+    ) -> Any:  # fmt: skip
+        """``func`` of chunk ``index`` (an array of ``shape`` and ``dtype``) as a one-chunk
+        dask array, computed only once ``after`` (a Delayed, such as
+        ``dask.graph_manipulation.checkpoint(...)``; None: at once) is."""
+        import dask.array as da
+        from dask.base import tokenize
+        from dask.core import get_dependencies
+        from dask.highlevelgraph import HighLevelGraph
+
+        if len(index) != self._data.ndim or not all(
+            0 <= i < n for i, n in zip(index, self._data.numblocks, strict=True)
+        ):
+            raise ParameterError(
+                f"chunk {index} is not one of the array's {self._data.numblocks} chunks."
+            )
+        key = (self._data.name, *index)
+        needed, todo = {}, [key]
+        while todo:
+            k = todo.pop()
+            if k not in needed:
+                needed[k] = self._graph[k]
+                todo.extend(get_dependencies(self._graph, k))
+        gates = [] if after is None else [after]
+        name = "in-one-task-" + tokenize(key, func, [g.key for g in gates])
+        task = (_apply_to_chunk, _Graph(needed, key), func, *(g.key for g in gates))
+        graph = HighLevelGraph.from_collections(
+            name, {(name,) + (0,) * len(shape): task}, dependencies=gates
         )
-    (culled,) = dask.optimize(chunk)
-    (key,) = flatten(culled.__dask_keys__())
-    gates = [checkpoint(c) for c in after]
-    name = "in-one-task-" + tokenize(chunk.name, func, [g.key for g in gates])
-    task = (_apply_to_chunk, _Graph(dict(culled.__dask_graph__()), key), func)
-    layer = {(name,) + (0,) * len(shape): task + tuple(g.key for g in gates)}
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=gates)
-    return da.Array(graph, name, tuple((n,) for n in shape), dtype=dtype)
+        return da.Array(graph, name, tuple((n,) for n in shape), dtype=dtype)

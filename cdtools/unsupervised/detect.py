@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from cdtools.errors import CdtoolsWarning, GridError, ParameterError
-from cdtools.io.blocks import in_one_task
+from cdtools.io.blocks import ChunksInOneTask
 from cdtools.scene.changemap import NODATA
 from cdtools.unsupervised.cva import Cva
 from cdtools.unsupervised.irmad import Irmad
@@ -220,52 +220,58 @@ def _with_halo(data: Any, model: Any, reference: float) -> Any:
     chunks by row of chunks.
 
     The halo is taken on the one-band difference image, so a chunk reads its neighbours'
-    pixels once, not both dates' bands. Each row of scores needs its difference row and a
-    copy of the halo's lines of the rows above and below it. A chunk's difference is
-    read and computed in one task (:func:`cdtools.io.blocks.in_one_task`), so the two
-    dates' chunks are never held apart waiting for each other, and a row is read only
-    once the scores :data:`ROWS_AHEAD` rows above it are done: left to itself, dask's
-    scheduler read most of an 8192-pixel scene ahead of the scores, and memory grew
-    with the scene's area.
+    pixels once, not both dates' bands. Each row of scores needs its difference row and
+    copies of the halo's lines of the rows above and below it, so a whole row is not
+    held for them. A chunk's difference is read and computed in one task
+    (:class:`cdtools.io.blocks.ChunksInOneTask`), so the two dates' chunks are never held
+    apart waiting for each other, and a row is read only once the scores
+    :data:`ROWS_AHEAD` rows above it, and that row's copy, are done: left to itself,
+    dask's scheduler read most of an 8192-pixel scene ahead of the scores, and memory
+    grew with the scene's area.
     """
     import dask.array as da
+    from dask.graph_manipulation import checkpoint
 
     h, rows, cols = model.halo, data.numblocks[2], data.numblocks[3]
+    reads = ChunksInOneTask(data)
     diffs: list[Any] = []
+    tops: list[Any] = []  # copies of each difference row's first h lines (the halo above)
+    bottoms: list[Any] = []  # and of its last h lines
     scores: list[Any] = []
 
-    def difference_row(k: int) -> Any:
-        after = [scores[k - ROWS_AHEAD]] if k >= ROWS_AHEAD else []
-        chunks = [data.blocks[:, :, k, j] for j in range(cols)]
-        return da.concatenate(
-            [
-                in_one_task(c, model.difference, shape=c.shape[2:], dtype=np.float32, after=after)
-                for c in chunks
-            ],
-            axis=1,
-        )
+    def difference_row(k: int) -> None:
+        # Row k - ROWS_AHEAD is let go once its scores and its copy for the next row are done.
+        done = k - ROWS_AHEAD
+        after = checkpoint(scores[done], bottoms[done]) if done >= 0 else None
+        diffs.append(
+            da.concatenate(
+                [
+                    reads.apply((0, 0, k, j), model.difference, dtype=np.float32, after=after,
+                                shape=(data.chunks[2][k], data.chunks[3][j]))
+                    for j in range(cols)
+                ],
+                axis=1,
+            )
+        )  # fmt: skip
+        tops.append(diffs[k][:h].map_blocks(np.copy, dtype=np.float32))
+        bottoms.append(diffs[k][-h:].map_blocks(np.copy, dtype=np.float32))
 
-    def edge(k: int, lines: slice) -> Any:
-        """A copy of the lines of difference row k that a neighbouring row's halo needs,
-        so the whole row is not held for them."""
-        return diffs[k][lines].map_blocks(np.copy, dtype=np.float32)
-
-    def score_row(k: int) -> Any:
-        above = [edge(k - 1, slice(-h, None))] if k else []
-        below = [edge(k + 1, slice(0, h))] if k + 1 < rows else []
+    def score_row(k: int) -> None:
+        above = [bottoms[k - 1]] if k else []
+        below = [tops[k + 1]] if k + 1 < rows else []
         strip = da.concatenate([*above, diffs[k], *below], axis=0)
         extended = da.overlap.overlap(strip, depth={0: h, 1: h}, boundary="reflect")
         score = da.map_blocks(
             _halo_block, extended, model=model, reference=reference, chunks=strip.chunks,
             dtype=np.uint8, token="cdtools-detect-pca_kmeans",
         )  # fmt: skip
-        return score.blocks[len(above) : len(above) + 1]
+        scores.append(score.blocks[len(above) : len(above) + 1])
 
     for k in range(rows):
-        diffs.append(difference_row(k))
+        difference_row(k)
         if k:
-            scores.append(score_row(k - 1))
-    scores.append(score_row(rows - 1))
+            score_row(k - 1)
+    score_row(rows - 1)
     return da.concatenate(scores, axis=0)
 
 
