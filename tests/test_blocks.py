@@ -1,5 +1,5 @@
 """compute_in_batches: a dask array computed a few chunks at a time, in row order;
-ChunksInOneTask: a chunk read and used in one task, after what it waits for."""
+ChunksInOneTask: a chunk read and used in one task, with other tasks' outputs."""
 
 from __future__ import annotations
 
@@ -36,26 +36,26 @@ def test_bands_chunked_apart_and_numpy_arrays() -> None:
     assert blocks.compute_in_batches(values) is values
 
 
-def test_a_chunk_is_read_and_used_in_one_task_after_its_gate() -> None:
-    from dask.graph_manipulation import checkpoint
-
+def test_a_chunk_is_read_and_used_in_one_task_with_another_tasks_output() -> None:
     order: list[str] = []
 
     def note(name: str, value: np.ndarray) -> np.ndarray:
         order.append(name)
         return value
 
-    gate = da.from_array(np.arange(4.0), chunks=2).map_blocks(lambda a: note("gate", a))
     dates = [da.ones((6, 6), chunks=3), da.full((6, 6), 2.0, chunks=3)]
     pair = da.stack(dates).rechunk({0: -1}).map_blocks(lambda a: note("read", a))
     chunks = blocks.ChunksInOneTask(pair)
-    summed = chunks.apply(
-        (0, 1, 0), lambda a: a.sum(axis=0), shape=(3, 3), dtype=float, after=checkpoint(gate)
-    )
+    largest = chunks.delayed((0, 1, 1), lambda a: a.max())
+
+    def add(chunk: np.ndarray, most: float, absent: None) -> np.ndarray:
+        return chunk.sum(axis=0) + most + (0 if absent is None else 99)
+
+    summed = chunks.apply((0, 1, 0), add, largest, None, shape=(3, 3), dtype=float)
     assert not set(summed.__dask_graph__()) & set(pair.__dask_graph__())  # all inside
     order.clear()  # map_blocks called note on empty arrays to learn their type
-    np.testing.assert_array_equal(summed.compute(scheduler="sync"), np.full((3, 3), 3.0))
-    assert order == ["gate", "gate", "read"]  # one chunk read of the four, after the gate
+    np.testing.assert_array_equal(summed.compute(scheduler="sync"), np.full((3, 3), 5.0))
+    assert order == ["read", "read"]  # two chunks of the four, each read once
 
 
 def test_a_chunk_outside_the_array_is_refused() -> None:

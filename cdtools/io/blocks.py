@@ -79,18 +79,29 @@ class _Graph:
         return get_sync(self.graph, self.key)
 
 
-def _apply_to_chunk(graph: _Graph, func: Any, *_after: Any) -> Any:
-    return func(graph.compute())
+def _apply_to_chunk(graph: _Graph, prepare: Any, func: Any, *inputs: Any) -> Any:
+    return func(_prepared(graph, prepare), *inputs)
+
+
+def _prepared(graph: _Graph, prepare: Any) -> Any:
+    """The chunk, prepared; the chunk as read is let go on return, before ``func`` runs."""
+    return prepare(graph.compute())
+
+
+def _as_read(chunk: Any) -> Any:
+    return chunk
 
 
 class ChunksInOneTask:
-    """Each chunk of a dask array read and used in a single task, which may wait for others.
+    """Each chunk of a dask array read and used in a single task, with other tasks' outputs.
 
     dask holds each task's output until its last consumer has run; a chunk made of
     several reads (two dates' chunks stacked) is otherwise held piece by piece while the
     scheduler reads others, and a row of an 8192-pixel pair's chunks was held at once.
-    Inside one task, the pieces live only as long as the function needs them. The array's
-    graph is culled once, and each chunk's task carries only the tasks that chunk needs.
+    Inside one task, the pieces live only as long as the function needs them; with
+    ``prepare`` (a function of a chunk, such as one that takes two dates' difference),
+    the chunk as read is let go as soon as it is prepared. The array's graph is culled
+    once, and each chunk's task carries only the tasks that chunk needs.
 
     Example:
         >>> import dask.array as da
@@ -99,24 +110,40 @@ class ChunksInOneTask:
         >>> summed = chunks.apply((0, 1, 0), lambda a: a.sum(axis=0), shape=(2, 2), dtype=float)
         >>> summed.compute()[0, 0]
         np.float64(2.0)
+        >>> chunks.delayed((0, 0, 1), lambda a, b: a.max() + b.max(), summed).compute()
+        np.float64(3.0)
     """
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, prepare: Any = None) -> None:
         import dask
 
+        self._prepare = prepare or _as_read
         (self._data,) = dask.optimize(data)
         self._graph = dict(self._data.__dask_graph__())
 
+    def delayed(self, index: tuple[int, ...], func: Any, *inputs: Any) -> Any:
+        """``func(prepare(chunk), *values)`` for chunk ``index`` of the array, as a Delayed;
+        each of ``inputs`` is None or a one-key dask collection (a Delayed, a one-chunk
+        array)."""
+        from dask.delayed import Delayed
+
+        name, graph = self._task(index, func, inputs, key=None)
+        return Delayed(name, graph)
+
     def apply(
-        self, index: tuple[int, ...], func: Any, *, shape: tuple[int, ...], dtype: Any,
-        after: Any = None,
+        self, index: tuple[int, ...], func: Any, *inputs: Any, shape: tuple[int, ...],
+        dtype: Any,
     ) -> Any:  # fmt: skip
-        """``func`` of chunk ``index`` (an array of ``shape`` and ``dtype``) as a one-chunk
-        dask array, computed only once ``after`` (a Delayed, such as
-        ``dask.graph_manipulation.checkpoint(...)``; None: at once) is."""
+        """As :meth:`delayed`, for a ``func`` that returns an array of ``shape`` and
+        ``dtype``: a one-chunk dask array."""
         import dask.array as da
+
+        name, graph = self._task(index, func, inputs, key=len(shape))
+        return da.Array(graph, name, tuple((n,) for n in shape), dtype=dtype)
+
+    def _task(self, index: tuple[int, ...], func: Any, inputs: Any, key: int | None) -> Any:
         from dask.base import tokenize
-        from dask.core import get_dependencies
+        from dask.core import flatten, get_dependencies
         from dask.highlevelgraph import HighLevelGraph
 
         if len(index) != self._data.ndim or not all(
@@ -125,17 +152,16 @@ class ChunksInOneTask:
             raise ParameterError(
                 f"chunk {index} is not one of the array's {self._data.numblocks} chunks."
             )
-        key = (self._data.name, *index)
-        needed, todo = {}, [key]
+        chunk = (self._data.name, *index)
+        needed, todo = {}, [chunk]
         while todo:
             k = todo.pop()
             if k not in needed:
                 needed[k] = self._graph[k]
                 todo.extend(get_dependencies(self._graph, k))
-        gates = [] if after is None else [after]
-        name = "in-one-task-" + tokenize(key, func, [g.key for g in gates])
-        task = (_apply_to_chunk, _Graph(needed, key), func, *(g.key for g in gates))
-        graph = HighLevelGraph.from_collections(
-            name, {(name,) + (0,) * len(shape): task}, dependencies=gates
-        )
-        return da.Array(graph, name, tuple((n,) for n in shape), dtype=dtype)
+        collections = [c for c in inputs if c is not None]
+        keys = [None if c is None else next(flatten(c.__dask_keys__())) for c in inputs]
+        name = "in-one-task-" + tokenize(chunk, self._prepare, func, keys)
+        task = (_apply_to_chunk, _Graph(needed, chunk), self._prepare, func, *keys)
+        layer = {name if key is None else (name,) + (0,) * key: task}
+        return name, HighLevelGraph.from_collections(name, layer, dependencies=collections)

@@ -13,6 +13,7 @@ the uint8 map keeps its resolution there (a chi-square CDF would put it at 0.999
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -35,7 +36,6 @@ METHODS = ("irmad", "cva", "pca_kmeans")
 CHI2_ALPHA = 0.01  # threshold="chi2": change where no change has probability below 1 %
 AUTO = {"irmad": "otsu", "cva": "otsu", "pca_kmeans": "kmeans"}  # chosen on sample worlds 0-2
 DEFAULT_CHUNK = 1024
-ROWS_AHEAD = 2  # rows of chunks read ahead of the scores that need them (2: the least)
 
 
 def detect_change(
@@ -216,63 +216,99 @@ def _encode(statistic: np.ndarray, valid: np.ndarray, reference: float) -> np.nd
 
 
 def _with_halo(data: Any, model: Any, reference: float) -> Any:
-    """The score of a model that looks at each pixel's neighbours (pca_kmeans), row of
-    chunks by row of chunks.
+    """The score of a model that looks at each pixel's neighbours (pca_kmeans), in two
+    passes over the chunks, each chunk read and used in one task
+    (:class:`cdtools.io.blocks.ChunksInOneTask`).
 
-    The halo is taken on the one-band difference image, so a chunk reads its neighbours'
-    pixels once, not both dates' bands. Each row of scores needs its difference row and
-    copies of the halo's lines of the rows above and below it, so a whole row is not
-    held for them. A chunk's difference is read and computed in one task
-    (:class:`cdtools.io.blocks.ChunksInOneTask`), so the two dates' chunks are never held
-    apart waiting for each other, and a row is read only once the scores
-    :data:`ROWS_AHEAD` rows above it, and that row's copy, are done: left to itself,
-    dask's scheduler read most of an 8192-pixel scene ahead of the scores, and memory
-    grew with the scene's area.
+    The first pass keeps only the edges of each chunk's difference image (the ``halo``
+    lines and columns on each side); the second computes each chunk's difference again
+    and scores it with its eight neighbours' edges around it. So no difference chunk
+    waits in memory for its neighbours: holding rows of them for the halo made memory
+    grow with the scene's width, and holding one date's chunks for the other's with its
+    area. The price is reading the pair twice. Outside the scene the difference image
+    is mirrored (``numpy.pad``'s "symmetric").
     """
     import dask.array as da
-    from dask.graph_manipulation import checkpoint
 
-    h, rows, cols = model.halo, data.numblocks[2], data.numblocks[3]
-    reads = ChunksInOneTask(data)
-    diffs: list[Any] = []
-    tops: list[Any] = []  # copies of each difference row's first h lines (the halo above)
-    bottoms: list[Any] = []  # and of its last h lines
-    scores: list[Any] = []
+    data = data.rechunk({axis: _thick(data.chunks[axis], model.halo) for axis in (2, 3)})
+    rows, cols = data.numblocks[2:]
+    reads = ChunksInOneTask(data, prepare=model.difference)
+    edges = {
+        (k, j): reads.delayed((0, 0, k, j), partial(_edges, halo=model.halo))
+        for k in range(rows)
+        for j in range(cols)
+    }
 
-    def difference_row(k: int) -> None:
-        # Row k - ROWS_AHEAD is let go once its scores and its copy for the next row are done.
-        done = k - ROWS_AHEAD
-        after = checkpoint(scores[done], bottoms[done]) if done >= 0 else None
-        diffs.append(
-            da.concatenate(
-                [
-                    reads.apply((0, 0, k, j), model.difference, dtype=np.float32, after=after,
-                                shape=(data.chunks[2][k], data.chunks[3][j]))
-                    for j in range(cols)
-                ],
-                axis=1,
-            )
+    def score(k: int, j: int) -> Any:
+        around = [edges.get((k + dk, j + dj)) for dk in (-1, 0, 1) for dj in (-1, 0, 1)]
+        around[4] = None  # the chunk itself
+        return reads.apply(
+            (0, 0, k, j), partial(_score_with_neighbours, model=model, reference=reference),
+            *around,
+            shape=(data.chunks[2][k], data.chunks[3][j]), dtype=np.uint8,
         )  # fmt: skip
-        tops.append(diffs[k][:h].map_blocks(np.copy, dtype=np.float32))
-        bottoms.append(diffs[k][-h:].map_blocks(np.copy, dtype=np.float32))
 
-    def score_row(k: int) -> None:
-        above = [bottoms[k - 1]] if k else []
-        below = [tops[k + 1]] if k + 1 < rows else []
-        strip = da.concatenate([*above, diffs[k], *below], axis=0)
-        extended = da.overlap.overlap(strip, depth={0: h, 1: h}, boundary="reflect")
-        score = da.map_blocks(
-            _halo_block, extended, model=model, reference=reference, chunks=strip.chunks,
-            dtype=np.uint8, token="cdtools-detect-pca_kmeans",
-        )  # fmt: skip
-        scores.append(score.blocks[len(above) : len(above) + 1])
+    return da.block([[score(k, j) for j in range(cols)] for k in range(rows)])
 
-    for k in range(rows):
-        difference_row(k)
-        if k:
-            score_row(k - 1)
-    score_row(rows - 1)
-    return da.concatenate(scores, axis=0)
+
+def _thick(sizes: tuple[int, ...], halo: int) -> tuple[int, ...]:
+    """Chunk sizes along an axis with every chunk at least ``halo`` thick (the scene's
+    last chunk is often a sliver), each thinner one merged into its neighbour.
+
+    Example:
+        >>> _thick((64, 64, 1), 2)
+        (64, 65)
+    """
+    merged = list(sizes)
+    while len(merged) > 1 and min(merged) < halo:
+        i = merged.index(min(merged))
+        thin = merged.pop(i)
+        merged[max(i - 1, 0)] += thin  # into the chunk before it, or after it if first
+    return tuple(merged)
+
+
+def _edges(diff: np.ndarray, *, halo: int) -> dict[str, np.ndarray]:
+    """Copies of the first and last ``halo`` lines and columns of a difference image."""
+    h = halo
+    return {
+        "top": diff[:h].copy(), "bottom": diff[-h:].copy(),
+        "left": diff[:, :h].copy(), "right": diff[:, -h:].copy(),
+    }  # fmt: skip
+
+
+def _score_with_neighbours(
+    diff: np.ndarray, *around: dict[str, np.ndarray] | None, model: Any, reference: float
+) -> np.ndarray:
+    """uint8 score of a chunk's difference image extended by the edges of the eight
+    chunks ``around`` it (row by row, None where there is none)."""
+    h = model.halo
+    (nw, n, ne), (w, _, e), (sw, s, se) = around[:3], around[3:6], around[6:]
+    middle = np.concatenate(
+        [
+            w["right"] if w else diff[:, :h][:, ::-1],
+            diff,
+            e["left"] if e else diff[:, -h:][:, ::-1],
+        ],
+        axis=1,
+    )
+
+    def band(centre: Any, left: Any, right: Any, strip: str, mirror: np.ndarray) -> np.ndarray:
+        if centre is None:
+            return mirror[::-1]
+        lines = centre[strip]
+        return np.concatenate(
+            [
+                left[strip][:, -h:] if left else lines[:, :h][:, ::-1],
+                lines,
+                right[strip][:, :h] if right else lines[:, -h:][:, ::-1],
+            ],
+            axis=1,
+        )
+
+    extended = np.concatenate(
+        [band(n, nw, ne, "bottom", middle[:h]), middle, band(s, sw, se, "top", middle[-h:])]
+    )
+    return _halo_block(extended, model=model, reference=reference)
 
 
 def _empty(data: Any, pair: Any, method: str, *, valid: bool) -> Any:
