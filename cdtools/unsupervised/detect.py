@@ -117,10 +117,7 @@ def detect_change(
         score, cut = 0.5, reference
     else:
         score, cut = float(threshold), reference * float(threshold) / (1 - float(threshold))
-    change = data.map_blocks(
-        _score_block, model=model, reference=reference, drop_axis=(0, 1),
-        dtype=np.uint8, token=f"cdtools-detect-{method}",
-    ) if model.halo == 0 else _with_halo(data, model, reference)  # fmt: skip
+    change = (_with_halo if model.halo else _pixelwise)(data, model, reference)
     attrs = {
         "long_name": f"change score x 255 ({method}; 255: no data)",
         "method": method,
@@ -193,6 +190,25 @@ def _threshold(model: Any, values: np.ndarray, threshold: Any, bands: int) -> tu
     if cut <= 0:  # a degenerate histogram: fall back on the typical pixel
         cut = float(np.median(values[values > 0]))
     return rule, cut
+
+
+def _pixelwise(data: Any, model: Any, reference: float) -> Any:
+    """The score of a model of each pixel alone (cva, irmad), chunk by chunk, each chunk
+    read and scored in one task (:class:`cdtools.io.blocks.ChunksInOneTask`), so one
+    date's chunks never wait in memory for the other's."""
+    import dask.array as da
+
+    reads = ChunksInOneTask(data)
+    score = partial(_score_block, model=model, reference=reference)
+    return da.block(
+        [
+            [
+                reads.apply((0, 0, k, j), score, shape=(height, width), dtype=np.uint8)
+                for j, width in enumerate(data.chunks[3])
+            ]
+            for k, height in enumerate(data.chunks[2])
+        ]
+    )
 
 
 def _score_block(block: np.ndarray, *, model: Any, reference: float) -> np.ndarray:
