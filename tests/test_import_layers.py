@@ -39,8 +39,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "scene.tiling", "scene.model", "scene.halo", "scene.stitch", "scene.runtime",
         "scene.predict", "scene.changemap",
         "unsupervised.sample", "unsupervised.threshold", "unsupervised.cva", "unsupervised.irmad",
-        "unsupervised.pca_kmeans", "unsupervised.detect", "unsupervised.weak_labels",
-        "unsupervised.series",
+        "unsupervised.pca_kmeans", "unsupervised.score_map", "unsupervised.detect",
+        "unsupervised.weak_labels", "unsupervised.series",
     ),
     "regions and land cover": (
         "regions.table", "regions.parcels", "regions.spotcheck", "landcover.data",
