@@ -23,8 +23,8 @@ import cdtools
 LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("errors", "landcover.classes", "learn.fastai_api", "baseline"),
     "io and the sample world": (
-        "io.raster", "io.mosaic", "io.pair", "io.series", "io.blocks", "io.cog", "io.manifest",
-        "synthetic",
+        "io.raster", "io.mosaic", "io.pair", "io.series", "io.blocks", "io.cog", "io.download",
+        "io.manifest", "synthetic",
     ),
     "chips": (
         "plots", "chips.labels", "chips.folder", "chips.export", "chips.augment", "chips.stats",

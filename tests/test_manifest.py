@@ -315,7 +315,9 @@ def test_offline_fails_fast_and_says_where_to_put_the_file(tmp_path: Path) -> No
 
 
 def test_a_silent_server_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(manifest, "DOWNLOAD_TIMEOUT_S", 0.5)
+    from cdtools.io import download
+
+    monkeypatch.setattr(download, "DOWNLOAD_TIMEOUT_S", 0.5)
     with socket.socket() as silent:  # accepts connections (backlog) but never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(4)
