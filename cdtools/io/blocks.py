@@ -127,7 +127,7 @@ class ChunksInOneTask:
         array)."""
         from dask.delayed import Delayed
 
-        name, graph = self._task(index, func, inputs, key=None)
+        name, graph = self._task(index, func, inputs, ndim=None)
         return Delayed(name, graph)
 
     def apply(
@@ -138,10 +138,10 @@ class ChunksInOneTask:
         ``dtype``: a one-chunk dask array."""
         import dask.array as da
 
-        name, graph = self._task(index, func, inputs, key=len(shape))
+        name, graph = self._task(index, func, inputs, ndim=len(shape))
         return da.Array(graph, name, tuple((n,) for n in shape), dtype=dtype)
 
-    def _task(self, index: tuple[int, ...], func: Any, inputs: Any, key: int | None) -> Any:
+    def _task(self, index: tuple[int, ...], func: Any, inputs: Any, ndim: int | None) -> Any:
         from dask.base import tokenize
         from dask.core import flatten, get_dependencies
         from dask.highlevelgraph import HighLevelGraph
@@ -163,5 +163,5 @@ class ChunksInOneTask:
         keys = [None if c is None else next(flatten(c.__dask_keys__())) for c in inputs]
         name = "in-one-task-" + tokenize(chunk, self._prepare, func, keys)
         task = (_apply_to_chunk, _Graph(needed, chunk), self._prepare, func, *keys)
-        layer = {name if key is None else (name,) + (0,) * key: task}
+        layer = {name if ndim is None else (name,) + (0,) * ndim: task}
         return name, HighLevelGraph.from_collections(name, layer, dependencies=collections)
