@@ -38,7 +38,7 @@ import torch
 from accuracy_airchange import read
 from accuracy_real import LANDSAT, REAL_DATA, landsat
 
-from cdtools.baseline import best_threshold, difference_score
+from cdtools.baseline import best_threshold, difference_score, zscore
 from cdtools.chips.data import prepare_data
 from cdtools.chips.export import export_training_data
 from cdtools.io.raster import write_geotiff
@@ -48,16 +48,10 @@ RESULTS = Path(__file__).parent / "results" / "landsat_ceiling.json"
 SPLIT = 400  # Nanjing rows above this train the in-domain rows; rows below are the test
 
 
-def zscored(image: np.ndarray) -> np.ndarray:
-    image = image.astype(np.float64)
-    mean = image.mean(axis=(1, 2), keepdims=True)
-    return (image - mean) / (image.std(axis=(1, 2), keepdims=True) + 1e-9)
-
-
 def pixel_features(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """``(pixels, 4 bands)``: each date z-scored over its image, their difference and its
     absolute value."""
-    zb, za = zscored(before), zscored(after)
+    zb, za = zscore(before), zscore(after)
     stacked = np.concatenate([zb, za, za - zb, np.abs(za - zb)])
     return stacked.reshape(len(stacked), -1).T
 

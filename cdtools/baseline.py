@@ -16,14 +16,15 @@ QUANTILES = 200
 def difference_score(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Sum over bands of |z(after) - z(before)| for ``(bands, h, w)`` images, each date
     z-scored per band."""
-
-    def zscore(image: np.ndarray) -> np.ndarray:
-        image = image.astype(np.float64)
-        mean = image.mean(axis=(1, 2), keepdims=True)
-        std = image.std(axis=(1, 2), keepdims=True) + 1e-9
-        return (image - mean) / std
-
     return np.abs(zscore(after) - zscore(before)).sum(axis=0)
+
+
+def zscore(image: np.ndarray) -> np.ndarray:
+    """A ``(bands, h, w)`` image with mean 0 and std 1 per band, float64."""
+    image = image.astype(np.float64)
+    mean = image.mean(axis=(1, 2), keepdims=True)
+    std = image.std(axis=(1, 2), keepdims=True) + 1e-9
+    return (image - mean) / std
 
 
 def best_threshold(score: np.ndarray, truth: np.ndarray) -> dict[str, float]:

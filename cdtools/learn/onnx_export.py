@@ -52,8 +52,6 @@ def write_onnx(
             dynamo=False,
         )
         proto = onnx.load(str(tmp))
-        meta = {"cdtools_spec": json.dumps(spec.to_json())}
-        for key, value in meta.items():
-            proto.metadata_props.add(key=key, value=value)
+        proto.metadata_props.add(key="cdtools_spec", value=json.dumps(spec.to_json()))
         onnx.save(proto, str(tmp))
     return path

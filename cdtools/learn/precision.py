@@ -6,10 +6,10 @@ inference (:func:`cdtools.predict_scene`) does not import fastai.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def on_gpu(device: str | None) -> bool:

@@ -44,6 +44,20 @@ class Standardiser:
         scale = (1 / self.std).reshape(shape).astype(np.float32)
         return (block.astype(np.float32) - mean) * scale
 
+    def magnitude(self, block: np.ndarray) -> np.ndarray:
+        """``|z(after) - z(before)|`` over the bands of a ``(2, band, ...)`` block, float32;
+        band by band, so that a chunk's temporaries stay one band's size."""
+        total = np.zeros(block.shape[2:], dtype=np.float32)
+        for band in range(block.shape[1]):
+            before, after = (
+                (block[date, band].astype(np.float32) - np.float32(self.mean[date, band]))
+                * np.float32(1 / self.std[date, band])
+                for date in (0, 1)
+            )
+            after -= before
+            total += np.square(after, out=after)
+        return np.sqrt(total, out=total)
+
 
 @dataclass(frozen=True)
 class Cva:
@@ -71,8 +85,7 @@ class Cva:
 
     def statistic(self, block: np.ndarray) -> np.ndarray:
         """Change magnitude of a ``(2, band, y, x)`` block, float32 ``(y, x)``."""
-        z = self.scale.apply(block)
-        return np.sqrt(np.square(z[1] - z[0]).sum(axis=0))
+        return self.scale.magnitude(block)
 
     def attrs(self) -> dict[str, Any]:
         return {}

@@ -93,17 +93,7 @@ class PcaKmeans:
         """The difference image of a ``(2, band, y, x)`` block: float32 ``(y, x)``, NaN
         where a date has no data. The statistic needs its neighbours only, so a scene's
         halo is taken on this one band, not on both dates' bands."""
-        scale = self.scale
-        total = np.zeros(block.shape[2:], dtype=np.float32)
-        for band in range(block.shape[1]):  # band by band: a chunk's temporaries stay small
-            before, after = (
-                (block[date, band] - np.float32(scale.mean[date, band]))
-                * np.float32(1 / scale.std[date, band])
-                for date in (0, 1)
-            )
-            after -= before
-            total += np.square(after, out=after)
-        return np.sqrt(total, out=total)
+        return self.scale.magnitude(block)
 
     def difference_statistic(self, diff: np.ndarray) -> np.ndarray:
         """Distance ratio of a difference image ``(y, x)`` with a halo of ``block // 2``

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cdtools.io.blocks import ChunksInOneTask
-from cdtools.scene.changemap import NODATA
+from cdtools.scene.changemap import NODATA, encode_probability
 
 
 def score_map(data: Any, model: Any, reference: float) -> Any:
@@ -65,10 +65,11 @@ def _halo_block(diff: np.ndarray, *, model: Any, reference: float) -> np.ndarray
 
 
 def _encode(statistic: np.ndarray, valid: np.ndarray, reference: float) -> np.ndarray:
+    """predict_scene's encoding of the score ``T / (T + reference)``; a NaN score (an
+    infinite statistic) is change, 255 only where ``valid`` is not."""
     statistic = np.maximum(statistic, 0)
-    score = statistic / (statistic + np.float32(reference))
-    coded = np.minimum(np.round(np.nan_to_num(score, nan=1.0) * 255), NODATA - 1)
-    return np.where(valid, coded.astype(np.uint8), np.uint8(NODATA))
+    score = np.nan_to_num(statistic / (statistic + np.float32(reference)), nan=1.0)
+    return np.where(valid, encode_probability(score), np.uint8(NODATA))
 
 
 def _with_halo(data: Any, model: Any, reference: float) -> Any:
