@@ -10,8 +10,8 @@ import pytest
 import rasterio
 from rasterio.transform import Affine
 
-from cdtools.chips import export as export_module
 from cdtools.chips.export import export_training_data
+from cdtools.chips.writer import ChipWriter
 from cdtools.errors import GridError, LabelError, OutputExistsError, ParameterError, RasterError
 from cdtools.io.raster import write_geotiff
 from tests.conftest import CRS, Pair, make_pair, read_bands
@@ -237,7 +237,7 @@ def test_interrupted_export_leaves_the_old_one_untouched(
     )
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     calls = {"n": 0}
-    original = export_module._ChipWriter.image
+    original = ChipWriter.image
 
     def failing(self, path, data, transform):
         calls["n"] += 1
@@ -245,7 +245,7 @@ def test_interrupted_export_leaves_the_old_one_untouched(
             raise OSError("disk full")
         original(self, path, data, transform)
 
-    monkeypatch.setattr(export_module._ChipWriter, "image", failing)
+    monkeypatch.setattr(ChipWriter, "image", failing)
     with pytest.raises(OSError, match="disk full"):
         export_training_data(
             pair.before,

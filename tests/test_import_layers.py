@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "io.manifest", "synthetic",
     ),
     "chips": (
-        "plots", "chips.labels", "chips.folder", "chips.export", "chips.augment", "chips.stats",
+        "plots", "chips.labels", "chips.folder", "chips.writer", "chips.export", "chips.augment", "chips.stats",
         "chips.data", "chips.sparse_labels",
     ),
     "learn": (

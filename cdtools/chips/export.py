@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,15 +20,14 @@ from typing import Any, Literal
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
 from cdtools import __version__
 from cdtools.chips.labels import CHANGE, IGNORE, label_reader
+from cdtools.chips.writer import ChipWriter, write_index
 from cdtools.errors import OutputExistsError, ParameterError
 from cdtools.io.raster import (
     PathLike,
-    RasterInfo,
     check_same_grid,
     describe,
     open_raster,
@@ -118,7 +116,7 @@ def export_training_data(
         folders = [stage / name for name in LAYOUT_FOLDERS[layout]]
         for folder in folders:
             folder.mkdir()
-        writer = _ChipWriter(grid, image_format, levir=layout == "levir")
+        writer = ChipWriter(grid, image_format, levir=layout == "levir")
         index: list[dict[str, Any]] = []
         counts = {"candidates": len(rows) * len(cols), "skipped_unlabelled": 0, "skipped_low": 0}
         bar = _progress(len(rows) * len(cols), enabled=progress)
@@ -170,7 +168,7 @@ def export_training_data(
                 for write in writes:
                     write.result()  # re-raises the first failed write
         bar.close()
-        _write_index(stage / INDEX_NAME, index, grid, chip_size)
+        write_index(stage / INDEX_NAME, index, grid, chip_size)
         summary = {
             "cdtools_version": __version__,
             "created_by": "cdtools.export_training_data",
@@ -272,61 +270,6 @@ def _staging(out_dir: Path) -> Iterator[Path]:
             stage.rename(out_dir)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-class _ChipWriter:
-    """Writes image and label chips with one profile per export."""
-
-    def __init__(self, grid: RasterInfo, image_format: str, *, levir: bool) -> None:
-        self.crs = grid.crs if image_format == "tif" else None
-        self.levir = levir
-        self.driver = "GTiff" if image_format == "tif" else "PNG"
-        self.nodata = grid.nodata
-
-    def image(self, path: Path, data: np.ndarray, transform: Affine) -> None:
-        self._write(path, data, transform, nodata=self.nodata)
-
-    def label(self, path: Path, data: np.ndarray, transform: Affine) -> None:
-        if self.levir:
-            data = np.where(data == CHANGE, 255, 0).astype(np.uint8)
-        self._write(path, data[np.newaxis], transform, nodata=None)
-
-    def _write(self, path: Path, data: np.ndarray, transform: Affine, nodata: float | None) -> None:
-        profile: dict[str, Any] = {
-            "driver": self.driver,
-            "count": data.shape[0],
-            "height": data.shape[1],
-            "width": data.shape[2],
-            "dtype": data.dtype,
-        }
-        if self.driver == "GTiff":
-            profile.update(crs=self.crs, transform=transform, nodata=nodata)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path, "w", **profile) as dst:
-                dst.write(data)
-
-
-def _write_index(path: Path, index: list[dict[str, Any]], grid: RasterInfo, size: int) -> None:
-    """chips.geojson: one footprint polygon per chip, in the scene's CRS (or pixels)."""
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    footprints = []
-    for chip in index:
-        x0, y0 = grid.transform @ (chip["col"], chip["row"])
-        x1, y1 = grid.transform @ (chip["col"] + size, chip["row"] + size)
-        footprints.append(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
-    frame = gpd.GeoDataFrame(index, geometry=footprints, crs=grid.crs)
-    if frame.empty:
-        frame = gpd.GeoDataFrame(
-            {"id": [], "file": [], "row": [], "col": [], "change_fraction": []},
-            geometry=[],
-            crs=grid.crs,
-        )
-    with warnings.catch_warnings():  # pixel-space indexes have no CRS, on purpose
-        warnings.filterwarnings("ignore", message=".*crs.*not provided", category=UserWarning)
-        frame.to_file(path, driver="GeoJSON")
 
 
 def _progress(total: int, *, enabled: bool) -> Any:

@@ -16,7 +16,6 @@ no trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,15 +28,13 @@ from cdtools.scene.halo import with_halo
 from cdtools.scene.model import SceneModel
 from cdtools.scene.runtime import Runtime, check_runtime
 from cdtools.scene.stitch import overlap_add
-from cdtools.scene.tiling import blend_window, check_tiling, tile_starts
+from cdtools.scene.tiling import blend_window, choose_tiling, tile_starts
 
 if TYPE_CHECKING:
     import xarray as xr
 
 DEFAULT_CHUNK = 1024
 BATCH_PIXELS = {False: 2**19, True: 2**23}  # pixels per forward pass: CPU, GPU
-# take tiles larger than their chips unchanged
-FULLY_CONVOLUTIONAL = {"siamese_unet", "fc_ef", "fc_siam_conc", "fc_siam_diff"}
 Encoding = Literal["uint8", "float32"]
 """How predict_scene returns probability: uint8 x 255 (255: no data), or float32 (NaN)."""
 
@@ -108,7 +105,9 @@ def predict_scene(
         _check_tta(spec)
     pair = _model_bands(pair, spec)
     height, width = pair.sizes["y"], pair.sizes["x"]
-    tile, overlap = _tiling(spec, height, width, tile, overlap, largest=chunk or 640)
+    tile, overlap = choose_tiling(
+        spec.arch, spec.chip_size, height, width, tile, overlap, largest=chunk or 640
+    )
     chunk = chunk or max(DEFAULT_CHUNK, tile)
     if chunk < tile:
         raise ParameterError(f"chunk ({chunk}) must be at least the tile size ({tile}).")
@@ -170,52 +169,6 @@ def _model_bands(pair: Any, spec: ModelSpec) -> Any:
             "or --bands on the command line)."
         )
     return pair
-
-
-def _tiling(
-    spec: ModelSpec,
-    height: int,
-    width: int,
-    tile: int | None,
-    overlap: int | None,
-    *,
-    largest: int = 640,
-) -> tuple[int, int]:
-    """(tile, overlap): as given, or chosen for this scene with tiles up to ``largest``."""
-    fits = min(height, width, largest) // 32 * 32
-
-    def default_overlap(size: int) -> int:
-        return overlap if overlap is not None else max(spec.chip_size // 4, size // 8)
-
-    if tile is None and spec.arch in FULLY_CONVOLUTIONAL and fits >= 448:
-        sizes = range(448, min(fits, 640) + 1, 32)
-        tile = _economical_tile(height, width, sizes, default_overlap)
-    elif tile is None:
-        tile = min(spec.chip_size, fits)
-    if tile % 32:
-        raise ParameterError(f"tile must be a multiple of 32, got {tile}.")
-    if tile > min(height, width) or tile < 32:
-        raise GridError(
-            f"the pair's common area is {height} x {width} pixels, too small for one "
-            f"{max(tile, 32)}-pixel tile; check that the dates overlap enough, use "
-            "grid='union', or pass a smaller tile (a multiple of 32)."
-        )
-    overlap = overlap if overlap is not None else min(default_overlap(tile), tile // 2)
-    check_tiling(tile, overlap)
-    return tile, overlap
-
-
-def _economical_tile(
-    height: int, width: int, sizes: range, overlap_of: Callable[[int], int]
-) -> int:
-    """The tile size, among ``sizes``, whose tile grid predicts the fewest pixels."""
-
-    def cost(tile: int) -> tuple[int, int]:
-        rows = len(tile_starts(height, tile, overlap_of(tile)))
-        cols = len(tile_starts(width, tile, overlap_of(tile)))
-        return rows * cols * tile * tile, -tile
-
-    return min(sizes, key=cost)
 
 
 def _chunks(length: int, chunk: int, tile: int) -> tuple[int, ...]:
