@@ -28,7 +28,6 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,11 @@ import rasterio
 import torch
 from accuracy_airchange import read
 from accuracy_real import LANDSAT, REAL_DATA, landsat
+from training import default_path
 
 from cdtools.baseline import best_threshold, difference_score, zscore
-from cdtools.chips.data import prepare_data
 from cdtools.chips.export import export_training_data
 from cdtools.io.raster import write_geotiff
-from cdtools.learn.detector import ChangeDetector
 
 RESULTS = Path(__file__).parent / "results" / "landsat_ceiling.json"
 SPLIT = 400  # Nanjing rows above this train the in-domain rows; rows below are the test
@@ -71,17 +69,6 @@ def row(score: np.ndarray, truth: np.ndarray, threshold: float, **extra: Any) ->
         "f1_with_test_oracle_threshold": round(oracle["f1"], 4),
         **extra,
     }
-
-
-def train_detector(chips: Path, epochs: int, seed: int) -> tuple[ChangeDetector, float]:
-    torch.manual_seed(seed)
-    detector = ChangeDetector(prepare_data(chips, chip_size=64, seed=seed), pretrained=False)
-    start = time.perf_counter()
-    with detector.learn.no_bar(), detector.learn.no_logging():
-        detector.fit(epochs)
-    seconds = time.perf_counter() - start
-    detector.tune_threshold()
-    return detector, seconds
 
 
 def nanjing_top_chips(data: Path, labels: Path, work: Path) -> Path:
@@ -147,7 +134,7 @@ def main() -> None:
         model = LogisticRegression(max_iter=2000).fit(x, y)
         cut = best_threshold(model.predict_proba(x)[:, 1], labels.ravel()[keep])["threshold"]
         logistic = model.predict_proba(features_test.reshape(-1, x.shape[1]))[:, 1]
-        detector, seconds = train_detector(chips, args.epochs, args.seed)
+        detector, seconds = default_path(chips, chip_size=64, epochs=args.epochs, seed=args.seed)
         change = detector.predict(before, after).values[SPLIT:].astype(np.float64)
         out["sources"][name] = {
             "train_pixels": {"change": int(y.sum()), "no_change": int((~y).sum())},

@@ -50,6 +50,22 @@ def train(
     return detector, seconds
 
 
+def default_path(
+    chips: Sequence[Path] | Path, *, chip_size: int, epochs: int, seed: int = 0
+) -> tuple[ChangeDetector, float]:
+    """cdtools' default path with nothing chosen (``ChangeDetector(dls)``, ``fit(epochs)``,
+    ``tune_threshold``), from scratch, and the seconds ``fit`` took."""
+    torch.manual_seed(seed)
+    dls = prepare_data(chips, chip_size=chip_size, seed=seed)
+    detector = ChangeDetector(dls, pretrained=False)
+    start = time.perf_counter()
+    with detector.learn.no_bar(), detector.learn.no_logging():
+        detector.fit(epochs)
+    seconds = time.perf_counter() - start
+    detector.tune_threshold()
+    return detector, seconds
+
+
 def score(prob: np.ndarray, truth: np.ndarray, threshold: float) -> dict[str, Any]:
     """Change-class scores and the raw counts (for pooling) of one scene."""
     matrix = confusion(torch.from_numpy(prob), torch.from_numpy(truth.astype(np.int64)), threshold)
