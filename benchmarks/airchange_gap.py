@@ -20,7 +20,7 @@ If none of them lifts Szada/1 much, what is missing is in the model, not around 
 
     python benchmarks/airchange_gap.py [--seed 0] [--upsample 2 --upsample-epochs 8]
 
-Writes benchmarks/results/airchange_gap.json (about 5 minutes, 12 more with --upsample).
+Writes benchmarks/results/airchange_gap.json (about 6 minutes, 10 more with --upsample).
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def upsampled(data: Path, work: Path, factor: int) -> Path:
     return work
 
 
-def at_resolution(factor: int, epochs: int, seed: int, tests: dict[str, Any], work: Path) -> dict:
+def at_resolution(
+    factor: int, epochs: int, seed: int, tests: dict[str, Any], work: Path
+) -> dict[str, Any]:
     data = upsampled(REAL_DATA, work / f"x{factor}", factor)
     task = airchange(data, work / f"x{factor}_chips", epochs=epochs)
     detector, seconds = default_path(task.chips, chip_size=128, epochs=epochs, seed=seed)
@@ -112,7 +114,7 @@ def at_resolution(factor: int, epochs: int, seed: int, tests: dict[str, Any], wo
         "train_seconds": round(seconds, 1),
         "threshold": detector.threshold,
     }
-    for name, (before, after) in ((n, t[:2]) for n, t in task.tests.items()):
+    for name, (before, after, _) in task.tests.items():
         prob = detector.predict(before, after).values
         h, w = prob.shape
         prob = prob.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
