@@ -27,8 +27,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "io.manifest", "synthetic",
     ),
     "chips": (
-        "plots", "chips.labels", "chips.folder", "chips.writer", "chips.export", "chips.augment", "chips.stats",
-        "chips.data", "chips.sparse_labels",
+        "plots", "chips.labels", "chips.folder", "chips.writer", "chips.export", "chips.augment",
+        "chips.stats", "chips.data", "chips.sparse_labels",
     ),
     "learn": (
         "models", "learn.package", "learn.onnx_export", "learn.checkpoint", "learn.losses",
