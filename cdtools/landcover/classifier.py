@@ -33,6 +33,7 @@ from cdtools.learn.package import (
     PackageError,
 )
 from cdtools.learn.trainable import Trainable
+from cdtools.learn.tta import DIHEDRAL, dihedral
 from cdtools.models.backbone import Pretrained, load_resnet_body
 
 if TYPE_CHECKING:
@@ -293,17 +294,11 @@ class LandCoverClassifier(Trainable):
                     batch = torch.nn.functional.interpolate(
                         batch, size=(size, size), mode="bilinear", antialias=True
                     )
-                views = _dihedral_views(batch) if tta else [batch]
+                views = [dihedral(batch, i) for i in range(len(DIHEDRAL))] if tta else [batch]
                 prob = sum(torch.softmax(self.model(v).float(), 1) for v in views) / len(views)
                 probs.append(prob.cpu().numpy())
         prob = np.concatenate(probs) if probs else np.zeros((0, len(self.classes)), np.float32)
         return prob.argmax(1).astype(np.int64), prob.astype(np.float32)
-
-
-def _dihedral_views(batch: torch.Tensor) -> list[torch.Tensor]:
-    """The 8 flips and quarter turns of a ``(b, c, h, w)`` batch."""
-    turns = [torch.rot90(batch, k, dims=(2, 3)) for k in range(4)]
-    return turns + [t.flip(3) for t in turns]
 
 
 def _check_backbone(backbone: str) -> str:
