@@ -71,9 +71,9 @@ def choose_tiling(
     chip_size: int,
     height: int,
     width: int,
+    *,
     tile: int | None,
     overlap: int | None,
-    *,
     largest: int = 640,
 ) -> tuple[int, int]:
     """(tile, overlap): as given, or chosen for this scene with tiles up to ``largest``."""
