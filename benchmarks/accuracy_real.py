@@ -141,11 +141,17 @@ def naive_oracle(task: Task) -> dict[str, Any]:
 
 
 def run_arch(
-    task: Task, arch: str, *, precision: str = "auto", lr: float | None = None, seed: int = 0
+    task: Task,
+    arch: str,
+    *,
+    precision: str = "auto",
+    lr: float | None = None,
+    seed: int = 0,
+    arch_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
     dls = prepare_data(task.chips, chip_size=task.chip_size, seed=seed)
-    detector = ChangeDetector(dls, arch=arch, pretrained=False)
+    detector = ChangeDetector(dls, arch=arch, pretrained=False, **(arch_kwargs or {}))
     start = time.perf_counter()
     with detector.learn.no_bar(), detector.learn.no_logging():
         detector.fit(task.epochs, lr=lr, precision=precision)
@@ -161,6 +167,7 @@ def run_arch(
         "train_chips": len(dls.train_ds),
         "lr": detector.spec.training["last_fit"]["lr"],
         "seed": seed,
+        "arch_kwargs": detector.spec.arch_kwargs,
         "threshold": detector.threshold,
     }
     for tta in (False, True):
@@ -249,6 +256,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="the default; fp32 to compare")
     parser.add_argument("--lr", type=float, help="one-cycle peak (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0, help="weights, split and batches")
+    parser.add_argument("--dropout", type=float, help="the FC networks' (default: their own)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -273,7 +281,11 @@ def main() -> None:
         result["models"] = []
         default = None
         for arch in args.archs.split(","):
-            row = run_arch(task, arch, precision=args.precision, lr=args.lr, seed=args.seed)
+            options = {} if args.dropout is None else {"dropout": args.dropout}
+            row = run_arch(
+                task, arch, precision=args.precision, lr=args.lr, seed=args.seed,
+                arch_kwargs=options,
+            )  # fmt: skip
             detector = row.pop("_detector")
             if arch == DEFAULT_ARCH:
                 default = (detector, row["train_seconds"])

@@ -29,17 +29,18 @@ def train(
     batch_size: int = 8,
     loss: Any = None,
     norm: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
     **fit_options: Any,
 ) -> tuple[ChangeDetector, float]:
     """A detector trained from scratch on ``chips`` with its threshold tuned, and the seconds
     its training took (``lr=None``: the learning-rate finder's suggestion, found within
-    that time)."""
+    that time; ``arch_kwargs``: options of the architecture, e.g. ``{"dropout": 0.0}``)."""
     torch.manual_seed(seed)
     options = {} if norm is None else {"norm": norm}  # None: prepare_data's default
     dls = prepare_data(
         list(chips), chip_size=chip_size, batch_size=batch_size, seed=seed, **options
     )
-    detector = ChangeDetector(dls, arch=arch, pretrained=False, loss=loss)
+    detector = ChangeDetector(dls, arch=arch, pretrained=False, loss=loss, **(arch_kwargs or {}))
     start = time.perf_counter()
     with detector.learn.no_bar(), detector.learn.no_logging():
         if lr is None:
