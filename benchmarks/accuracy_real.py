@@ -263,6 +263,7 @@ def main() -> None:
     if not (args.data / "sztaki_airchange").exists():
         raise SystemExit(f"the real data is not at {args.data}; pass --data.")
     work = Path(tempfile.mkdtemp(prefix="cdtools-real-"))
+    options = {} if args.dropout is None else {"dropout": args.dropout}
     makers = {
         "airchange": (airchange, args.epochs_airchange),
         "landsat": (landsat, args.epochs_landsat),
@@ -281,7 +282,6 @@ def main() -> None:
         result["models"] = []
         default = None
         for arch in args.archs.split(","):
-            options = {} if args.dropout is None else {"dropout": args.dropout}
             row = run_arch(
                 task, arch, precision=args.precision, lr=args.lr, seed=args.seed,
                 arch_kwargs=options,
