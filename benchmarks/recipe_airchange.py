@@ -4,8 +4,8 @@ Each named configuration trains from scratch on the 11 training pairs and is sco
 the full test images Szada/1 and Tiszadob/3 (F1 of change per image and pooled), with its
 threshold tuned on its own validation chips, as a user's default path does. The knobs:
 architecture, loss, chip size and stride (chip count), epochs, learning rate and
-schedule. Results are merged by name into benchmarks/results/recipe_airchange.json, so
-configurations can be run a few at a time.
+schedule, normalisation, dropout and augmentation. Results are merged by name into
+benchmarks/results/recipe_airchange.json, so configurations can be run a few at a time.
 
     python benchmarks/recipe_airchange.py --configs diff_bcedice_s64,diff_focal_s64
     python benchmarks/recipe_airchange.py --list
@@ -65,6 +65,8 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
     "scene_lr1e-3": {"norm": "scene", "lr": 1e-3},  # the default's norm, the gentler rate
     # the default's norm without dropout (the paper's, kept by default, is 0.2)
     "scene_dropout0": {"norm": "scene", "arch_kwargs": {"dropout": 0.0}},
+    # the default's norm with prepare_data(transforms="warp"): rotation by any angle, scale
+    "scene_warp": {"norm": "scene", "transforms": "warp"},
 }
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -137,7 +139,8 @@ def run(name: str, cfg: dict[str, Any], data: Path, work: Path) -> dict[str, Any
     detector, seconds = train(
         cfg["arch"], chips, epochs=cfg["epochs"], lr=cfg["lr"], chip_size=cfg["chip_size"],
         batch_size=cfg["batch_size"], loss=BCEDiceLoss(**cfg["loss"]), seed=cfg["seed"],
-        norm=cfg["norm"], arch_kwargs=cfg.get("arch_kwargs"), **cfg["fit"],
+        norm=cfg["norm"], arch_kwargs=cfg.get("arch_kwargs"),
+        transforms=cfg.get("transforms", "default"), **cfg["fit"],
     )  # fmt: skip
     rows = []
     for p in TEST_PAIRS:

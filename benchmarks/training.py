@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,15 +30,22 @@ def train(
     loss: Any = None,
     norm: str | None = None,
     arch_kwargs: dict[str, Any] | None = None,
+    transforms: Literal["default", "warp"] | None = "default",
     **fit_options: Any,
 ) -> tuple[ChangeDetector, float]:
     """A detector trained from scratch on ``chips`` with its threshold tuned, and the seconds
     its training took (``lr=None``: the learning-rate finder's suggestion, found within
-    that time; ``arch_kwargs``: options of the architecture, e.g. ``{"dropout": 0.0}``)."""
+    that time; ``arch_kwargs``: options of the architecture, e.g. ``{"dropout": 0.0}``;
+    ``transforms``: prepare_data's augmentation)."""
     torch.manual_seed(seed)
     options = {} if norm is None else {"norm": norm}  # None: prepare_data's default
     dls = prepare_data(
-        list(chips), chip_size=chip_size, batch_size=batch_size, seed=seed, **options
+        list(chips),
+        chip_size=chip_size,
+        batch_size=batch_size,
+        seed=seed,
+        transforms=transforms,
+        **options,
     )
     detector = ChangeDetector(dls, arch=arch, pretrained=False, loss=loss, **(arch_kwargs or {}))
     start = time.perf_counter()

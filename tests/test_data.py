@@ -81,12 +81,36 @@ def test_augmentation_keeps_before_after_and_mask_aligned() -> None:
     assert len(seen) > 8  # the draws differ
 
 
+def test_warp_turns_and_scales_all_three_alike() -> None:
+    # A bright square off the centre: wherever the warp takes it, the mask follows.
+    before = np.full((3, 64, 64), -1.0, np.float32)
+    before[:, 10:26, 14:30] = 1.0
+    after = -before
+    mask = (before[0] > 0).astype(np.uint8)
+    rng = np.random.default_rng(1)
+    brought_in = []
+    for _ in range(10):
+        b, a, m = augment_pair(before, after, mask, 64, rng, warp=True)
+        # jitter keeps the square above 0.4 and the rest below -0.4 (in the after date,
+        # the other way round); bilinear edges in between are not compared
+        clear = (np.abs(b[0]) > 0.4) & (m != 255)
+        assert ((b[0] > 0.4) == (m == 1))[clear].mean() > 0.97
+        assert ((a[0] < -0.4) == (m == 1))[clear].mean() > 0.97
+        assert 0.6 * mask.sum() < (m == 1).sum() < 1.6 * mask.sum()  # zoom 0.8-1.25
+        brought_in.append((m == 255).any())
+    assert sum(brought_in) >= 8  # turns not by quarters bring in ignored corners
+
+
 def test_dataset_augments_in_training_only(chips: Path) -> None:
     dls = prepare_data(chips, chip_size=64, batch_size=4, norm="dataset")
     (b, _), m = dls.valid_ds[0]
     raw_b, _, raw_m = dls.valid_ds.raw(0)
     np.testing.assert_allclose(b.numpy(), dls.stats.normalise(raw_b), atol=1e-5)
     np.testing.assert_array_equal(m.numpy(), raw_m)
+    warped = prepare_data(chips, chip_size=64, batch_size=4, transforms="warp", norm="dataset")
+    assert warped.train_ds.augment == "warp" and warped.valid_ds.augment is None
+    with pytest.raises(ParameterError, match="'default', 'warp' or None"):
+        prepare_data(chips, chip_size=64, transforms="rotate")
     plain = prepare_data(chips, chip_size=64, batch_size=4, transforms=None, norm="dataset")
     (b, _), _ = plain.train_ds[0]
     np.testing.assert_allclose(
@@ -252,7 +276,7 @@ def test_check_labels_refuses_dense_labels_without_change_and_warns_on_sparse(
         stats=NormStats((0.0,) * 3, (1.0,) * 3),
         bands=None,
         chip_size=64,
-        augment=False,
+        augment=None,
         seed=0,
     )
     with pytest.raises(LabelError, match=r"the 1 of 1 training chips checked have no labelled"):

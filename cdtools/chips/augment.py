@@ -1,7 +1,9 @@
 """Paired augmentation of chips: one geometry for before, after and mask; jitter per date.
 
 Flips, 90-degree rotations and a random crop are drawn once per chip and applied
-identically to both dates and the mask, so they stay aligned. Brightness, contrast and
+identically to both dates and the mask, so they stay aligned; so is the optional warp (a
+rotation by any angle and a scale of 0.8-1.25, pixels brought in from outside the chip
+ignored). Brightness, contrast and
 colour jitter is drawn per date, because illumination that differs between dates is
 exactly the pseudo-change a model must learn to ignore. Images are normalised
 ``(bands, h, w)`` float arrays; masks are ``(h, w)`` with 255 = ignore.
@@ -10,14 +12,24 @@ exactly the pseudo-change a model must learn to ignore. Images are normalised
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from cdtools.chips.labels import IGNORE
 
+WARP_SCALES = (0.8, 1.25)  # the warp's zoom, drawn log-uniformly
+
 
 def augment_pair(
-    before: np.ndarray, after: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator
+    before: np.ndarray,
+    after: np.ndarray,
+    mask: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    warp: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One draw of paired augmentation: same geometry for all three, jitter per date."""
+    """One draw of paired augmentation: same geometry for all three, jitter per date
+    (``warp``: also a rotation by any angle and a scale, see :func:`warp_pair`)."""
     before, after, mask = _pad(before, after, mask, size)
     height, width = mask.shape
     row = int(rng.integers(0, height - size + 1))
@@ -36,7 +48,32 @@ def augment_pair(
         return a
 
     before, after, mask = geometry(before), geometry(after), geometry(mask)
+    if warp:
+        before, after, mask = warp_pair(before, after, mask, rng)
     return _jitter(before, rng), _jitter(after, rng), mask
+
+
+def warp_pair(
+    before: np.ndarray, after: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One rotation (any angle) and scale (:data:`WARP_SCALES`) about the chip's centre,
+    the same for both dates (bilinear) and the mask (nearest). Pixels brought in from
+    outside the chip are 0 in the images (the mean, once normalised) and ignored in the mask."""
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    zoom = np.exp(rng.uniform(*np.log(WARP_SCALES)))
+    # affine_transform maps each output pixel to the input pixel it reads
+    matrix = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) / zoom
+    centre = (np.array(mask.shape) - 1) / 2
+    offset = centre - matrix @ centre
+
+    def apply(band: np.ndarray, order: int, fill: float) -> np.ndarray:
+        return ndimage.affine_transform(band, matrix, offset=offset, order=order, cval=fill)
+
+    return (
+        np.stack([apply(band, 1, 0.0) for band in before]).astype(np.float32),
+        np.stack([apply(band, 1, 0.0) for band in after]).astype(np.float32),
+        apply(mask, 0, IGNORE),
+    )
 
 
 def _jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -90,7 +90,7 @@ class ChipPairs(torch.utils.data.Dataset):
         stats: NormStats,
         bands: Sequence[int] | None,
         chip_size: int,
-        augment: bool,
+        augment: Literal["default", "warp"] | None,
         seed: int,
         date_stats: Sequence[tuple[NormStats, NormStats]] | None = None,
     ) -> None:
@@ -176,7 +176,9 @@ class ChipPairs(torch.utils.data.Dataset):
             self._calls += 1
             worker = torch.utils.data.get_worker_info()
             rng = np.random.default_rng((self.seed, i, self._calls, worker.id if worker else 0))
-            before, after, mask = augment_pair(before, after, mask, self.chip_size, rng)
+            before, after, mask = augment_pair(
+                before, after, mask, self.chip_size, rng, warp=self.augment == "warp"
+            )
         else:
             before, after, mask = center_crop(before, after, mask, self.chip_size)
         return (
@@ -194,7 +196,7 @@ def prepare_data(
     chip_size: int = 256,
     batch_size: int = 8,
     val_split_pct: float = 0.1,
-    transforms: Literal["default"] | None = "default",
+    transforms: Literal["default", "warp"] | None = "default",
     seed: int = 42,
     bands: Sequence[int] | None = None,
     norm: NormSource | NormStats = "scene",
@@ -210,7 +212,10 @@ def prepare_data(
         batch_size: chips per batch.
         val_split_pct: share of chips held out for validation, drawn with ``seed``
             (LEVIR-CD's train/ and val/ folders are used as they are instead).
-        transforms: "default" for paired augmentation in training, None for none.
+        transforms: "default" for paired augmentation in training (flips, quarter turns,
+            a random crop, per-date brightness and colour jitter), "warp" for the same
+            plus a rotation by any angle and a scale of 0.8-1.25 (on AirChange it did not
+            beat "default": benchmarks/recipe_airchange.py), None for none.
         seed: seed of the split, the augmentation and the shuffling.
         bands: 0-based indices of the bands to use (all when None).
         norm: "scene" (each date of each chips folder with its own per-band mean and
@@ -235,8 +240,8 @@ def prepare_data(
         raise ParameterError(f"batch_size must be at least 1, got {batch_size}.")
     if not 0.0 <= val_split_pct < 1.0:
         raise ParameterError(f"val_split_pct must be in [0, 1), got {val_split_pct}.")
-    if transforms not in ("default", None):
-        raise ParameterError(f"transforms must be 'default' or None, got {transforms!r}.")
+    if transforms not in ("default", "warp", None):
+        raise ParameterError(f"transforms must be 'default', 'warp' or None, got {transforms!r}.")
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     if not paths:
         raise ParameterError("prepare_data needs at least one chips folder.")
@@ -263,8 +268,8 @@ def prepare_data(
     if stats.per_scene:
         train_stats, valid_stats = scene_stats(splits, bands, seed)
     common = {"stats": stats, "bands": bands, "chip_size": chip_size, "seed": seed}
-    train_ds = ChipPairs(train, augment=transforms == "default", date_stats=train_stats, **common)
-    valid_ds = ChipPairs(valid, augment=False, date_stats=valid_stats, **common)
+    train_ds = ChipPairs(train, augment=transforms, date_stats=train_stats, **common)
+    valid_ds = ChipPairs(valid, augment=None, date_stats=valid_stats, **common)
     loaders = [
         DataLoader(
             train_ds,
