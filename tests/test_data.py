@@ -228,8 +228,8 @@ def test_several_chip_folders_train_together(pair: Pair, tmp_path: Path) -> None
 def test_check_labels_refuses_dense_labels_without_change_and_warns_on_sparse(
     pair: Pair, tmp_path: Path
 ) -> None:
-    from cdtools.chips.data import ChipPairs
     from cdtools.chips.folder import Chip
+    from cdtools.chips.pairs import ChipPairs
     from cdtools.io.raster import write_geotiff
 
     def chips_of(labels: np.ndarray, name: str) -> tuple[ChipPairs, int]:
