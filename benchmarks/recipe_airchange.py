@@ -67,6 +67,12 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
     "scene_dropout0": {"norm": "scene", "arch_kwargs": {"dropout": 0.0}},
     # the default's norm with prepare_data(transforms="warp"): rotation by any angle, scale
     "scene_warp": {"norm": "scene", "transforms": "warp"},
+    # the default's norm with the loss's overlap term as Tversky's (missed change weighs
+    # 0.7 or 0.9, false change the rest; Dice is 0.5 and 0.5), or BCE plus the Lovasz
+    # hinge instead of Dice
+    "scene_tversky07": {"norm": "scene", "loss": {"tversky_beta": 0.7}},
+    "scene_tversky09": {"norm": "scene", "loss": {"tversky_beta": 0.9}},
+    "scene_lovasz": {"norm": "scene", "loss": {"dice_weight": 0.0, "lovasz_weight": 1.0}},
 }
 
 CONFIGS: dict[str, dict[str, Any]] = {

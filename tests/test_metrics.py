@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
+from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss, lovasz_hinge
 from cdtools.learn.metrics import confusion, scores
 
 
@@ -45,6 +45,46 @@ def test_bce_dice_ignores_255_and_rewards_the_truth() -> None:
     bad = -good
     loss = BCEDiceLoss()
     assert loss(good, target) < 0.05 < loss(bad, target)
+    ignored = target.clone()
+    ignored[0, :, 6:] = 255
+    noisy = good.clone()
+    noisy[..., 6:] = 100.0  # confident nonsense where nothing is labelled
+    assert loss(noisy, ignored) == pytest.approx(loss(good, ignored).item(), abs=1e-6)
+
+
+def test_tversky_weighs_missed_change_against_false_change() -> None:
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, :2] = 1  # 8 change pixels
+    misses = torch.where(target == 1, 20.0, -20.0)[:, None].clone()
+    misses[0, 0, 0, :2] = -20.0  # 2 change pixels missed
+    adds = torch.where(target == 1, 20.0, -20.0)[:, None].clone()
+    adds[0, 0, 2, :2] = 20.0  # 2 false change pixels
+    dice_only = {"bce_weight": 0.0, "smooth": 0.0}
+    # by hand: overlap 6, missed 2 -> Dice 1 - 6/7; overlap 8, false 2 -> 1 - 8/9
+    assert BCEDiceLoss(**dice_only)(misses, target).item() == pytest.approx(1 / 7, abs=1e-4)
+    assert BCEDiceLoss(**dice_only)(adds, target).item() == pytest.approx(1 / 9, abs=1e-4)
+    recall = BCEDiceLoss(tversky_beta=0.7, **dice_only)
+    # 1 - 6 / (6 + 0.7 * 2) and 1 - 8 / (8 + 0.3 * 2)
+    assert recall(misses, target).item() == pytest.approx(1 - 6 / 7.4, abs=1e-4)
+    assert recall(adds, target).item() == pytest.approx(1 - 8 / 8.6, abs=1e-4)
+    with pytest.raises(ValueError, match="tversky_beta"):
+        BCEDiceLoss(tversky_beta=1.0)
+
+
+def test_lovasz_hinge_by_hand_and_in_the_loss() -> None:
+    # every margin at least 1 on the right side: no loss
+    assert lovasz_hinge(torch.tensor([3.0, -2.0, 1.0]), torch.tensor([1.0, 0.0, 1.0])) == 0
+    # one change and one unchanged pixel, both at logit 0: hinge errors 1 and 1, and the
+    # Jaccard loss's steps 1 and 0 (change first) or 0.5 and 0.5 (change second): 1
+    assert lovasz_hinge(torch.zeros(2), torch.tensor([1.0, 0.0])).item() == pytest.approx(1.0)
+    # one wrong pixel of three (a missed change at margin -1): error 2, its Jaccard step 1/2
+    got = lovasz_hinge(torch.tensor([-1.0, 5.0, -5.0]), torch.tensor([1.0, 1.0, 0.0]))
+    assert got.item() == pytest.approx(1.0)
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, 2:5, 2:5] = 1
+    good = torch.where(target == 1, 8.0, -8.0).float()[:, None]
+    loss = BCEDiceLoss(dice_weight=0.0, lovasz_weight=1.0)
+    assert loss(good, target) < 0.01 < loss(-good, target)
     ignored = target.clone()
     ignored[0, :, 6:] = 255
     noisy = good.clone()

@@ -18,7 +18,10 @@ class BCEDiceLoss(nn.Module):
     The pixel loss learns every pixel; Dice keeps the rare change class from being
     swamped. The pixel loss is binary cross-entropy, or the focal loss (Lin et al. 2017)
     with ``focal_gamma > 0``, which weighs down the many easy pixels; ``pos_weight``
-    weighs change pixels more in it.
+    weighs change pixels more in it. ``tversky_beta`` turns Dice into the Tversky loss
+    (Salehi et al. 2017): the weight of missed change against false change in the overlap
+    term, 0.5 being Dice and more favouring recall. ``lovasz_weight`` adds the Lovász hinge
+    (Berman et al. 2018), a surrogate of the change class's IoU over the batch.
 
     Example:
         >>> loss = BCEDiceLoss()
@@ -34,10 +37,15 @@ class BCEDiceLoss(nn.Module):
         smooth: float = 1.0,
         focal_gamma: float = 0.0,
         pos_weight: float = 1.0,
+        tversky_beta: float = 0.5,
+        lovasz_weight: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 < tversky_beta < 1.0:
+            raise ValueError(f"tversky_beta must be in (0, 1), got {tversky_beta}.")
         self.bce_weight, self.dice_weight, self.smooth = bce_weight, dice_weight, smooth
         self.focal_gamma, self.pos_weight = focal_gamma, pos_weight
+        self.tversky_beta, self.lovasz_weight = tversky_beta, lovasz_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits[:, 0].float()
@@ -45,9 +53,12 @@ class BCEDiceLoss(nn.Module):
         if not valid.any():
             return logits.sum() * 0.0
         truth = (target == 1).float()
-        return self.bce_weight * self._pixel_loss(
+        loss = self.bce_weight * self._pixel_loss(
             logits[valid], truth[valid]
         ) + self.dice_weight * self._dice(torch.sigmoid(logits) * valid, truth * valid)
+        if self.lovasz_weight:
+            loss = loss + self.lovasz_weight * lovasz_hinge(logits[valid], truth[valid])
+        return loss
 
     def _pixel_loss(self, logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
         if self.focal_gamma == 0 and self.pos_weight == 1:  # plain BCE, as before these options
@@ -60,8 +71,30 @@ class BCEDiceLoss(nn.Module):
         return (weight * loss).sum() / weight.sum()
 
     def _dice(self, prob: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        """Soft Dice loss, or Tversky's when ``tversky_beta`` is not 0.5 (the same at 0.5:
+        overlap / (overlap + 0.5 false + 0.5 missed) is Dice)."""
         overlap = (prob * truth).sum()
-        return 1 - (2 * overlap + self.smooth) / (prob.sum() + truth.sum() + self.smooth)
+        false, missed = (prob * (1 - truth)).sum(), ((1 - prob) * truth).sum()
+        beta = self.tversky_beta
+        index = (overlap + self.smooth / 2) / (
+            overlap + (1 - beta) * false + beta * missed + self.smooth / 2
+        )
+        return 1 - index
+
+
+def lovasz_hinge(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The Lovász hinge of 1-D ``logits`` against 0/1 ``truth``: each pixel's hinge error,
+    sorted from the worst, weighted by how much it adds to the change class's Jaccard
+    loss (the gradient of its Lovász extension), summed."""
+    signs = 2 * truth - 1
+    errors, order = torch.sort(1 - logits * signs, descending=True)
+    truth = truth[order]
+    positives = truth.sum()
+    intersection = positives - truth.cumsum(0)
+    union = positives + (1 - truth).cumsum(0)
+    jaccard = 1 - intersection / union
+    weights = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+    return torch.dot(F.relu(errors), weights)
 
 
 class BatchBalancedContrastiveLoss(nn.Module):
