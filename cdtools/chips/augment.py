@@ -3,10 +3,10 @@
 Flips, 90-degree rotations and a random crop are drawn once per chip and applied
 identically to both dates and the mask, so they stay aligned; so is the optional warp (a
 rotation by any angle and a scale of 0.8-1.25, pixels brought in from outside the chip
-ignored). Brightness, contrast and
-colour jitter is drawn per date, because illumination that differs between dates is
-exactly the pseudo-change a model must learn to ignore. Images are normalised
-``(bands, h, w)`` float arrays; masks are ``(h, w)`` with 255 = ignore.
+ignored). Brightness, contrast and colour jitter is drawn per date, because illumination
+that differs between dates is exactly the pseudo-change a model must learn to ignore.
+Images are normalised ``(bands, h, w)`` float arrays; masks are ``(h, w)`` with 255 =
+ignore.
 """
 
 from __future__ import annotations

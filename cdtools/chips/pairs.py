@@ -22,7 +22,11 @@ from cdtools.errors import CdtoolsWarning, LabelError
 
 
 class ChipPairs(torch.utils.data.Dataset):
-    """A dataset of chips read from disk, normalised and (for training) augmented."""
+    """A dataset of chips read from disk, normalised and (for training) augmented.
+
+    ``augment`` is prepare_data's ``transforms`` ("default" or "warp") for training chips,
+    None for validation chips (centre-cropped to ``chip_size``).
+    """
 
     def __init__(
         self,
