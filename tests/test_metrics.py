@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from cdtools.errors import ParameterError
 from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss, lovasz_hinge
 from cdtools.learn.metrics import confusion, scores
 
@@ -67,7 +68,7 @@ def test_tversky_weighs_missed_change_against_false_change() -> None:
     # 1 - 6 / (6 + 0.7 * 2) and 1 - 8 / (8 + 0.3 * 2)
     assert recall(misses, target).item() == pytest.approx(1 - 6 / 7.4, abs=1e-4)
     assert recall(adds, target).item() == pytest.approx(1 - 8 / 8.6, abs=1e-4)
-    with pytest.raises(ValueError, match="tversky_beta"):
+    with pytest.raises(ParameterError, match="tversky_beta must be between 0 and 1"):
         BCEDiceLoss(tversky_beta=1.0)
 
 

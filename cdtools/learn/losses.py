@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cdtools.chips.labels import IGNORE
+from cdtools.errors import ParameterError
 
 
 class BCEDiceLoss(nn.Module):
@@ -42,7 +43,9 @@ class BCEDiceLoss(nn.Module):
     ):
         super().__init__()
         if not 0.0 < tversky_beta < 1.0:
-            raise ValueError(f"tversky_beta must be in (0, 1), got {tversky_beta}.")
+            raise ParameterError(
+                f"tversky_beta must be between 0 and 1 (0.5 is Dice), got {tversky_beta}."
+            )
         self.bce_weight, self.dice_weight, self.smooth = bce_weight, dice_weight, smooth
         self.focal_gamma, self.pos_weight = focal_gamma, pos_weight
         self.tversky_beta, self.lovasz_weight = tversky_beta, lovasz_weight
