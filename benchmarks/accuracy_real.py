@@ -46,6 +46,7 @@ from cdtools.chips.data import prepare_data
 from cdtools.chips.export import export_training_data
 from cdtools.chips.sparse_labels import masks_to_labels
 from cdtools.learn.detector import ChangeDetector
+from cdtools.learn.losses import BCEDiceLoss
 
 ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results" / "accuracy_real.json"
@@ -148,10 +149,12 @@ def run_arch(
     lr: float | None = None,
     seed: int = 0,
     arch_kwargs: dict[str, Any] | None = None,
+    loss_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
     dls = prepare_data(task.chips, chip_size=task.chip_size, seed=seed)
-    detector = ChangeDetector(dls, arch=arch, pretrained=False, **(arch_kwargs or {}))
+    loss = BCEDiceLoss(**loss_options) if loss_options else None  # None: the default's
+    detector = ChangeDetector(dls, arch=arch, pretrained=False, loss=loss, **(arch_kwargs or {}))
     start = time.perf_counter()
     with detector.learn.no_bar(), detector.learn.no_logging():
         detector.fit(task.epochs, lr=lr, precision=precision)
@@ -168,6 +171,7 @@ def run_arch(
         "lr": detector.spec.training["last_fit"]["lr"],
         "seed": seed,
         "arch_kwargs": detector.spec.arch_kwargs,
+        "loss_options": loss_options or {},
         "threshold": detector.threshold,
     }
     for tta in (False, True):
@@ -257,6 +261,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="one-cycle peak (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0, help="weights, split and batches")
     parser.add_argument("--dropout", type=float, help="the FC networks' (default: their own)")
+    parser.add_argument(
+        "--tversky-beta", type=float, help="BCEDiceLoss's tversky_beta (default: 0.5, Dice)"
+    )
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -264,6 +271,7 @@ def main() -> None:
         raise SystemExit(f"the real data is not at {args.data}; pass --data.")
     work = Path(tempfile.mkdtemp(prefix="cdtools-real-"))
     options = {} if args.dropout is None else {"dropout": args.dropout}
+    loss_options = {} if args.tversky_beta is None else {"tversky_beta": args.tversky_beta}
     makers = {
         "airchange": (airchange, args.epochs_airchange),
         "landsat": (landsat, args.epochs_landsat),
@@ -284,7 +292,7 @@ def main() -> None:
         for arch in args.archs.split(","):
             row = run_arch(
                 task, arch, precision=args.precision, lr=args.lr, seed=args.seed,
-                arch_kwargs=options,
+                arch_kwargs=options, loss_options=loss_options,
             )  # fmt: skip
             detector = row.pop("_detector")
             if arch == DEFAULT_ARCH:
