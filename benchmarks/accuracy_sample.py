@@ -25,6 +25,7 @@ import torch
 from training import ARCHS, naive, pooled, score, throughput, train
 
 from cdtools.chips.export import export_training_data
+from cdtools.learn.losses import BCEDiceLoss
 from cdtools.synthetic import make_scene_pair
 
 RESULTS = Path(__file__).parent / "results" / "accuracy_sample.json"
@@ -45,6 +46,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--chip-size", type=int, default=128)
     parser.add_argument("--norm", default=None, help="prepare_data's norm (default: its own)")
+    parser.add_argument(
+        "--tversky-beta", type=float, help="BCEDiceLoss's tversky_beta (default: the loss's own)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="weights, split and batches")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -63,11 +68,13 @@ def main() -> None:
     baseline = [
         {"seed": s, **naive(read(w.before), read(w.after), truth[s])} for s, w in tests.items()
     ]
+    loss = None if args.tversky_beta is None else BCEDiceLoss(tversky_beta=args.tversky_beta)
     results = []
     for arch in args.archs.split(","):
         detector, seconds = train(
-            arch, chips, epochs=args.epochs, lr=args.lr, chip_size=args.chip_size, norm=args.norm
-        )
+            arch, chips, epochs=args.epochs, lr=args.lr, chip_size=args.chip_size,
+            norm=args.norm, seed=args.seed, loss=loss,
+        )  # fmt: skip
         rows = []
         for seed, world in tests.items():
             prob = detector.predict(world.before, world.after).values
@@ -97,6 +104,8 @@ def main() -> None:
         f"train on sample scenes {train_seeds}, test on whole scenes {test_seeds}, "
         f"{args.size} px, chips {args.chip_size} px at stride {args.chip_size // 2}, "
         f"{args.epochs} epochs from scratch (no pretrained weights), lr {args.lr}, batch 8"
+        + (f", seed {args.seed}" if args.seed else "")
+        + ("" if loss is None else f", BCEDiceLoss(tversky_beta={args.tversky_beta})")
     )
     # Architectures run earlier under the same protocol are kept beside this run's.
     earlier = json.loads(args.out.read_text()) if args.out.exists() else {}
