@@ -63,6 +63,7 @@ RECIPE: dict[str, Any] = {
     "precision": "fp32",
     "norm": "dataset",
     "seed": 0,
+    "threshold": "supported",  # tune_threshold's rule (the F1-best bin before 2026-12)
 }
 
 

@@ -122,3 +122,14 @@ def test_fp16_training_on_a_cpu_is_refused(tiny_chips: Path) -> None:
         detector.fit(1, lr=1e-3, precision="fp16")
     with pytest.raises(ParameterError, match="precision must be"):
         detector.fit(1, lr=1e-3, precision="int8")  # type: ignore[arg-type]
+
+
+def test_tune_threshold_without_validation_chips_says_how_to_get_them(tiny_chips: Path) -> None:
+    from cdtools.chips.data import prepare_data
+    from cdtools.learn.detector import ChangeDetector
+
+    dls = prepare_data(tiny_chips, chip_size=64, batch_size=4, val_split_pct=0.0)
+    detector = ChangeDetector(dls, arch="fc_siam_diff", pretrained=False)
+    with pytest.raises(ParameterError, match="val_split_pct > 0"):
+        detector.tune_threshold()
+    assert detector.threshold == 0.5  # untouched

@@ -6,7 +6,13 @@ import torch
 
 from cdtools.errors import ParameterError
 from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss, lovasz_hinge
-from cdtools.learn.metrics import confusion, scores
+from cdtools.learn.metrics import (
+    best_f1_threshold,
+    confusion,
+    probability_histogram,
+    scores,
+    supported_f1_threshold,
+)
 
 
 def test_confusion_counts_labelled_pixels_only() -> None:
@@ -37,6 +43,31 @@ def test_scores_of_an_empty_class_are_zero_not_nan() -> None:
         "iou": 0.0,
         "support": 0.0,
     }
+
+
+def chip(change: dict[float, int], no_change: dict[float, int]) -> np.ndarray:
+    """One chip's probability histogram (100 bins) from {probability: pixel count}."""
+    prob = [p for p, n in change.items() for _ in range(n)]
+    prob += [p for p, n in no_change.items() for _ in range(n)]
+    target = [1] * sum(change.values()) + [0] * sum(no_change.values())
+    return probability_histogram(torch.tensor(prob), torch.tensor(target), bins=100)
+
+
+def test_a_threshold_the_chips_support_is_kept_away_from_half() -> None:
+    # every chip: change at 0.15, no change at 0.05, so F1 is 1 only in (0.05, 0.15]
+    counts = np.stack([chip({0.15: 40 + i}, {0.05: 400}) for i in range(20)])
+    assert best_f1_threshold(counts.sum(axis=0)) <= 0.15
+    assert 0.05 < supported_f1_threshold(counts) <= 0.15  # the one nearest 0.5 of them
+
+
+def test_an_edge_one_chip_makes_gives_way_to_half() -> None:
+    # chip A separates at any threshold; chip B's faint change (0.3) is best caught low,
+    # which pays 0.833 against 0.8 at 0.5 and rests on B alone: not supported
+    counts = np.stack([chip({0.9: 100}, {0.1: 1000}), chip({0.3: 50}, {0.35: 60, 0.05: 500})])
+    assert best_f1_threshold(counts.sum(axis=0)) <= 0.3
+    assert supported_f1_threshold(counts) == 0.5
+    # with no spread between chips (one chip), the best is taken as before
+    assert supported_f1_threshold(counts.sum(axis=0, keepdims=True)) <= 0.3
 
 
 def test_bce_dice_ignores_255_and_rewards_the_truth() -> None:

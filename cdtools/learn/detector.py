@@ -24,10 +24,10 @@ from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss
 from cdtools.learn.metrics import (
     SCORES,
     ChangeScore,
-    best_f1_threshold,
     confusion,
     probability_histogram,
     scores,
+    supported_f1_threshold,
 )
 from cdtools.learn.package import ModelSpec, PackageError
 from cdtools.learn.precision import Precision
@@ -199,15 +199,35 @@ class ChangeDetector(Trainable):
         return table
 
     def tune_threshold(self, *, bins: int = 200) -> float:
-        """The threshold that maximises validation F1 of change; the detector keeps it."""
-        counts = np.zeros((2, bins), dtype=np.int64)
-        for _, _, mask, prob in self._validation():
-            counts += probability_histogram(prob, mask, bins=bins)
-        threshold = best_f1_threshold(counts)
+        """The threshold nearest 0.5 whose validation F1 of change is as good as the best
+        one as far as the validation chips can tell; the detector keeps it.
+
+        The F1-best threshold of a small validation set moves with the chips drawn for
+        it; a threshold is kept when its F1 shortfall is within one bootstrap standard
+        deviation (over validation chips) of the best, and of those the one nearest the
+        model's own decision point, 0.5, is taken (:func:`supported_f1_threshold`).
+        """
+        counts = self.validation_histograms(bins=bins)
+        threshold = supported_f1_threshold(counts)
         if threshold != self.spec.threshold:
             self.spec.metrics = {}  # scored at the old threshold: save scores again
         self.spec.threshold = threshold
         return threshold
+
+    def validation_histograms(self, *, bins: int = 200) -> np.ndarray:
+        """``(chips, 2, bins)`` counts of each validation chip's labelled pixels by change
+        probability: row 0 no change, row 1 change (what thresholds are tuned from)."""
+        chips = [
+            probability_histogram(chip_prob, chip_mask, bins=bins)
+            for _, _, mask, prob in self._validation()
+            for chip_mask, chip_prob in zip(mask, prob, strict=True)
+        ]
+        if not chips:
+            raise ParameterError(
+                "there are no validation chips to tune the threshold on; prepare the data "
+                "with val_split_pct > 0 (or a val/ folder)."
+            )
+        return np.stack(chips)
 
     def show_results(
         self, rows: int = 4, *, threshold: float | None = None, batch: int = 0

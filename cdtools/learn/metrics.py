@@ -59,14 +59,42 @@ def probability_histogram(prob: torch.Tensor, target: torch.Tensor, *, bins: int
     return counts
 
 
+def f1_curve(counts: np.ndarray) -> np.ndarray:
+    """F1 of change at each bin's lower edge as threshold, from ``(..., 2, bins)`` counts of
+    :func:`probability_histogram` (leading axes kept: one curve per set of counts)."""
+    above = counts[..., ::-1].cumsum(axis=-1)[..., ::-1]  # pixels with prob >= each edge
+    tp, fp = above[..., 1, :], above[..., 0, :]
+    fn = counts[..., 1, :].sum(axis=-1, keepdims=True) - tp
+    return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+
+
 def best_f1_threshold(counts: np.ndarray) -> float:
     """The bin edge whose threshold gives the best change F1, from :func:`probability_histogram`."""
-    bins = counts.shape[1]
-    above = counts[:, ::-1].cumsum(axis=1)[:, ::-1]  # pixels with prob >= each bin's lower edge
-    tp, fp = above[1], above[0]
-    fn = counts[1].sum() - tp
-    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
-    return round(int(np.argmax(f1)) / bins, 4)
+    return round(int(np.argmax(f1_curve(counts))) / counts.shape[-1], 4)
+
+
+def supported_f1_threshold(
+    chip_counts: np.ndarray, *, prior: float = 0.5, resamples: int = 200, seed: int = 0
+) -> float:
+    """The threshold nearest ``prior`` whose F1 the validation chips cannot tell from the best.
+
+    ``chip_counts`` holds one :func:`probability_histogram` per chip, ``(chips, 2, bins)``.
+    A threshold is kept when its F1 shortfall against the F1-best threshold is within one
+    standard deviation of that shortfall over ``resamples`` bootstrap draws of the chips
+    (the same draw for both thresholds). On a flat F1 curve, or with few chips holding
+    change, the argmax moves with the chips drawn for validation; the threshold then stays
+    near ``prior`` (a model's own decision point, 0.5 for probabilities) and moves away
+    only as far as the chips support.
+    """
+    chips, _, bins = chip_counts.shape
+    curve = f1_curve(chip_counts.sum(axis=0))
+    best = int(np.argmax(curve))
+    draws = np.random.default_rng(seed).multinomial(chips, np.full(chips, 1 / chips), resamples)
+    boot = f1_curve((draws @ chip_counts.reshape(chips, -1)).reshape(resamples, 2, bins))
+    spread = (boot[:, [best]] - boot).std(axis=0)
+    kept = np.flatnonzero(curve[best] - curve <= spread)  # holds best (shortfall 0)
+    edges = kept / bins
+    return round(float(edges[np.argmin(np.abs(edges - prior))]), 4)
 
 
 def _ratio(a: float, b: float) -> float:
