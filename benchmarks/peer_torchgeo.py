@@ -11,8 +11,10 @@ the test pairs (``.npy`` arrays of raw ``(bands, h, w)`` pixels). Training follo
 torchgeo's change-detection defaults: FCSiamDiff (a U-Net on a ResNet-18 encoder, no
 pretrained weights), binary cross-entropy, Adam at 1e-3, fp32, with the same flips and
 quarter turns as cdtools' augmentation; it stops when the budget is spent. The threshold
-is tuned for F1 on the validation chips, as cdtools' ``tune_threshold`` does. Each test
-pair's probability is written beside it as ``<name>.peer.npy``.
+is the F1-best of 39 on the validation chips (cdtools' ``tune_threshold`` did the same
+until it moved to the supported threshold nearest 0.5; benchmarks/threshold_rule.py
+measured the two even on AirChange). Each test pair's probability is written beside it
+as ``<name>.peer.npy``.
 """
 
 from __future__ import annotations
