@@ -34,7 +34,6 @@ from typing import Any
 import dask
 import geopandas as gpd
 import numpy as np
-import rasterio
 from accuracy_real import REAL_DATA, Task, airchange, landsat
 from accuracy_sample import read
 from training import default_path, pooled, score
@@ -104,14 +103,13 @@ def sample(work: Path) -> dict[str, Any]:
     with dask.config.set(scheduler="threads"):
         change = cdtools.predict_scene(detector, pair, precision="fp32").compute()
     prob = change.values.astype(np.float32) / 255  # uint8 probability x 255 (no nodata here)
-    with rasterio.open(world.change_mask) as src:
-        truth = (src.read(1) == 1).astype(np.uint8)
-    truth_polygons = gpd.read_file(world.change_polygons)
+    truth = (read(world.change_mask)[0] == 1).astype(np.uint8)
+    truth_polygons = gpd.read_file(world.change_polygons).to_crs(change.rio.crs)
     out: dict[str, Any] = {"threshold": chosen}
     for rule, t in chosen.items():
         polygons = cdtools.regions_to_polygons(change, threshold=t, min_area_m2=20.0)
-        real_ = polygons.intersects(truth_polygons.to_crs(polygons.crs).union_all())
-        found = truth_polygons.to_crs(polygons.crs).intersects(polygons.union_all())
+        real_ = polygons.intersects(truth_polygons.union_all())
+        found = truth_polygons.intersects(polygons.union_all())
         out[rule] = {
             "pixel_f1": score(prob, truth, t)["f1"],
             "regions": len(polygons),
@@ -126,7 +124,7 @@ def sample(work: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--sets", default="airchange,landsat,sample")
+    parser.add_argument("--sets", default="airchange,landsat,world,sample")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cdtools-threshold-"))
     seeds = [int(s) for s in args.seeds.split(",")]
