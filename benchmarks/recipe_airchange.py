@@ -78,6 +78,9 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
     "scene_e36": {"norm": "scene", "epochs": 36},
     # batches of 4 chips instead of 8: twice the optimiser steps for the same chip passes
     "scene_bs4": {"norm": "scene", "batch_size": 4},
+    # chips of 256 pixels at stride 128 (overlapping; four times the pixels of a chip and
+    # about three times the pixels an epoch): more context around each change
+    "scene_t256": {"norm": "scene", "export_chip_size": 256, "chip_size": 256},
     # Tversky 0.9 and three times the epochs, with the paper's dropout kept
     "scene_tversky09_e36": {"norm": "scene", "loss": {"tversky_beta": 0.9}, "epochs": 36},
     # the three that each lifted Szada/1 (and cost Tiszadob/3), together
