@@ -55,7 +55,7 @@ def member(chips: list[Path], arch: str, seed: int, epochs: int) -> dict[str, An
         detector.fit(epochs)
     seconds = time.perf_counter() - start
     detector.tune_threshold()
-    valid = [(mask, prob) for _, _, mask, prob in detector._validation()]
+    valid = [detector.validation_batch(batch=b)[2:] for b in range(len(dls.valid))]
     return {"detector": detector, "seconds": seconds, "valid": valid}
 
 
