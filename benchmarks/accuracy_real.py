@@ -170,9 +170,10 @@ def run_arch(
     seed: int = 0,
     arch_kwargs: dict[str, Any] | None = None,
     loss_options: dict[str, Any] | None = None,
+    transforms: str = "default",
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
-    dls = prepare_data(task.chips, chip_size=task.chip_size, seed=seed)
+    dls = prepare_data(task.chips, chip_size=task.chip_size, seed=seed, transforms=transforms)
     loss = BCEDiceLoss(**loss_options) if loss_options else None  # None: the default's
     detector = ChangeDetector(dls, arch=arch, pretrained=False, loss=loss, **(arch_kwargs or {}))
     start = time.perf_counter()
@@ -190,6 +191,7 @@ def run_arch(
         "train_chips": len(dls.train_ds),
         "lr": detector.spec.training["last_fit"]["lr"],
         "seed": seed,
+        "transforms": transforms,
         "arch_kwargs": detector.spec.arch_kwargs,
         "loss_options": loss_options or {},
         "threshold": detector.threshold,
@@ -288,6 +290,9 @@ def main() -> None:
     parser.add_argument(
         "--tversky-beta", type=float, help="BCEDiceLoss's tversky_beta (default: 0.5, Dice)"
     )
+    parser.add_argument(
+        "--transforms", default="default", help="prepare_data's augmentation (default: its own)"
+    )
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -316,7 +321,7 @@ def main() -> None:
         for arch in args.archs.split(","):
             row = run_arch(
                 task, arch, precision=args.precision, lr=args.lr, seed=args.seed,
-                arch_kwargs=options, loss_options=loss_options,
+                arch_kwargs=options, loss_options=loss_options, transforms=args.transforms,
             )  # fmt: skip
             detector = row.pop("_detector")
             if arch == DEFAULT_ARCH:

@@ -30,7 +30,7 @@ def train(
     loss: Any = None,
     norm: str | None = None,
     arch_kwargs: dict[str, Any] | None = None,
-    transforms: Literal["default", "warp"] | None = "default",
+    transforms: Literal["default", "warp", "geometry"] | None = "default",
     **fit_options: Any,
 ) -> tuple[ChangeDetector, float]:
     """A detector trained from scratch on ``chips`` with its threshold tuned, and the seconds

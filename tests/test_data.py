@@ -81,6 +81,21 @@ def test_augmentation_keeps_before_after_and_mask_aligned() -> None:
     assert len(seen) > 8  # the draws differ
 
 
+def test_geometry_only_moves_pixels_and_keeps_their_values() -> None:
+    # Distinct values: a flip, turn and crop only rearranges them, for both dates alike.
+    before = np.arange(3 * 40 * 40, dtype=np.float32).reshape(3, 40, 40)
+    after = before + 0.5
+    mask = (before[0] % 3 == 0).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        b, a, m = augment_pair(before, after, mask, 32, rng, jitter=False)
+        assert np.isin(b, before).all()
+        np.testing.assert_array_equal(a, b + 0.5)
+        np.testing.assert_array_equal(m, (b[0] % 3 == 0).astype(np.uint8))
+    b, a, _ = augment_pair(before, after, mask, 32, rng)  # the default jitters each date
+    assert not np.isin(b, before).all() and not np.allclose(a, b + 0.5)
+
+
 def test_warp_turns_and_scales_all_three_alike() -> None:
     # A bright square off the centre: wherever the warp takes it, the mask follows.
     before = np.full((3, 64, 64), -1.0, np.float32)
@@ -109,8 +124,11 @@ def test_dataset_augments_in_training_only(chips: Path) -> None:
     np.testing.assert_array_equal(m.numpy(), raw_m)
     warped = prepare_data(chips, chip_size=64, batch_size=4, transforms="warp", norm="dataset")
     assert warped.train_ds.augment == "warp" and warped.valid_ds.augment is None
-    with pytest.raises(ParameterError, match="'default', 'warp' or None"):
+    with pytest.raises(ParameterError, match="'default', 'warp', 'geometry' or None"):
         prepare_data(chips, chip_size=64, transforms="rotate")
+    still = prepare_data(chips, chip_size=64, transforms="geometry", norm="dataset")
+    (b, _), _ = still.train_ds[0]
+    assert np.isin(b.numpy(), still.stats.normalise(still.train_ds.raw(0)[0])).all()
     plain = prepare_data(chips, chip_size=64, batch_size=4, transforms=None, norm="dataset")
     (b, _), _ = plain.train_ds[0]
     np.testing.assert_allclose(

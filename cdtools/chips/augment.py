@@ -4,7 +4,8 @@ Flips, 90-degree rotations and a random crop are drawn once per chip and applied
 identically to both dates and the mask, so they stay aligned; so is the optional warp (a
 rotation by any angle and a scale of 0.8-1.25, pixels brought in from outside the chip
 ignored). Brightness, contrast and colour jitter is drawn per date, because illumination
-that differs between dates is exactly the pseudo-change a model must learn to ignore.
+that differs between dates is exactly the pseudo-change a model must learn to ignore
+(it can be left out: ``jitter=False``).
 Images are normalised ``(bands, h, w)`` float arrays; masks are ``(h, w)`` with 255 =
 ignore.
 """
@@ -27,9 +28,11 @@ def augment_pair(
     rng: np.random.Generator,
     *,
     warp: bool = False,
+    jitter: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One draw of paired augmentation: same geometry for all three, jitter per date
-    (``warp``: also a rotation by any angle and a scale, see :func:`warp_pair`)."""
+    (``warp``: also a rotation by any angle and a scale, see :func:`warp_pair`;
+    ``jitter=False``: the geometry only, values as they are)."""
     before, after, mask = _pad(before, after, mask, size)
     height, width = mask.shape
     row = int(rng.integers(0, height - size + 1))
@@ -50,6 +53,8 @@ def augment_pair(
     before, after, mask = geometry(before), geometry(after), geometry(mask)
     if warp:
         before, after, mask = warp_pair(before, after, mask, rng)
+    if not jitter:
+        return before, after, mask
     return _jitter(before, rng), _jitter(after, rng), mask
 
 

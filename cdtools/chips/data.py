@@ -85,7 +85,7 @@ def prepare_data(
     chip_size: int = 256,
     batch_size: int = 8,
     val_split_pct: float = 0.1,
-    transforms: Literal["default", "warp"] | None = "default",
+    transforms: Literal["default", "warp", "geometry"] | None = "default",
     seed: int = 42,
     bands: Sequence[int] | None = None,
     norm: NormSource | NormStats = "scene",
@@ -104,7 +104,8 @@ def prepare_data(
         transforms: "default" for paired augmentation in training (flips, quarter turns,
             a random crop, per-date brightness and colour jitter), "warp" for the same
             plus a rotation by any angle and a scale of 0.8-1.25 (on AirChange it did not
-            beat "default": benchmarks/recipe_airchange.py), None for none.
+            beat "default": benchmarks/recipe_airchange.py), "geometry" for the flips,
+            turns and crop without the jitter, None for none.
         seed: seed of the split, the augmentation and the shuffling.
         bands: 0-based indices of the bands to use (all when None).
         norm: "scene" (each date of each chips folder with its own per-band mean and
@@ -129,8 +130,10 @@ def prepare_data(
         raise ParameterError(f"batch_size must be at least 1, got {batch_size}.")
     if not 0.0 <= val_split_pct < 1.0:
         raise ParameterError(f"val_split_pct must be in [0, 1), got {val_split_pct}.")
-    if transforms not in ("default", "warp", None):
-        raise ParameterError(f"transforms must be 'default', 'warp' or None, got {transforms!r}.")
+    if transforms not in ("default", "warp", "geometry", None):
+        raise ParameterError(
+            f"transforms must be 'default', 'warp', 'geometry' or None, got {transforms!r}."
+        )
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     if not paths:
         raise ParameterError("prepare_data needs at least one chips folder.")

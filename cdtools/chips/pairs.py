@@ -24,7 +24,8 @@ from cdtools.errors import CdtoolsWarning, LabelError
 class ChipPairs(torch.utils.data.Dataset):
     """A dataset of chips read from disk, normalised and (for training) augmented.
 
-    ``augment`` is prepare_data's ``transforms`` ("default" or "warp") for training chips,
+    ``augment`` is prepare_data's ``transforms`` ("default", "warp" or "geometry") for
+    training chips,
     None for validation chips (centre-cropped to ``chip_size``).
     """
 
@@ -35,7 +36,7 @@ class ChipPairs(torch.utils.data.Dataset):
         stats: NormStats,
         bands: Sequence[int] | None,
         chip_size: int,
-        augment: Literal["default", "warp"] | None,
+        augment: Literal["default", "warp", "geometry"] | None,
         seed: int,
         date_stats: Sequence[tuple[NormStats, NormStats]] | None = None,
     ) -> None:
@@ -122,8 +123,9 @@ class ChipPairs(torch.utils.data.Dataset):
             worker = torch.utils.data.get_worker_info()
             rng = np.random.default_rng((self.seed, i, self._calls, worker.id if worker else 0))
             before, after, mask = augment_pair(
-                before, after, mask, self.chip_size, rng, warp=self.augment == "warp"
-            )
+                before, after, mask, self.chip_size, rng,
+                warp=self.augment == "warp", jitter=self.augment != "geometry",
+            )  # fmt: skip
         else:
             before, after, mask = center_crop(before, after, mask, self.chip_size)
         return (
