@@ -81,6 +81,8 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
     # chips of 256 pixels at stride 128 (overlapping; four times the pixels of a chip and
     # about three times the pixels an epoch): more context around each change
     "scene_t256": {"norm": "scene", "export_chip_size": 256, "chip_size": 256},
+    # the flips, turns and crops without the per-date brightness and colour jitter
+    "scene_geometry": {"norm": "scene", "transforms": "geometry"},
     # stride 64 (four times the chips, overlapping) for a quarter of the epochs: the same
     # optimiser steps and time, chips at more offsets
     "scene_s64_e3": {"norm": "scene", "stride": 64, "epochs": 3},
