@@ -105,7 +105,8 @@ def prepare_data(
             a random crop, per-date brightness and colour jitter), "warp" for the same
             plus a rotation by any angle and a scale of 0.8-1.25 (on AirChange it did not
             beat "default": benchmarks/recipe_airchange.py), "geometry" for the flips,
-            turns and crop without the jitter, None for none.
+            turns and crop without the jitter (not better than "default" on either
+            real set), None for none.
         seed: seed of the split, the augmentation and the shuffling.
         bands: 0-based indices of the bands to use (all when None).
         norm: "scene" (each date of each chips folder with its own per-band mean and

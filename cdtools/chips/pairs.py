@@ -25,8 +25,7 @@ class ChipPairs(torch.utils.data.Dataset):
     """A dataset of chips read from disk, normalised and (for training) augmented.
 
     ``augment`` is prepare_data's ``transforms`` ("default", "warp" or "geometry") for
-    training chips,
-    None for validation chips (centre-cropped to ``chip_size``).
+    training chips, None for validation chips (centre-cropped to ``chip_size``).
     """
 
     def __init__(
