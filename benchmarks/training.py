@@ -31,12 +31,14 @@ def train(
     norm: str | None = None,
     arch_kwargs: dict[str, Any] | None = None,
     transforms: Literal["default", "warp", "geometry"] | None = "default",
+    change_repeats: int = 1,
     **fit_options: Any,
 ) -> tuple[ChangeDetector, float]:
     """A detector trained from scratch on ``chips`` with its threshold tuned, and the seconds
     its training took (``lr=None``: the learning-rate finder's suggestion, found within
     that time; ``arch_kwargs``: options of the architecture, e.g. ``{"dropout": 0.0}``;
-    ``transforms``: prepare_data's augmentation)."""
+    ``transforms``: prepare_data's augmentation; ``change_repeats``: each training chip
+    with change seen that many times an epoch)."""
     torch.manual_seed(seed)
     options = {} if norm is None else {"norm": norm}  # None: prepare_data's default
     dls = prepare_data(
@@ -47,6 +49,8 @@ def train(
         transforms=transforms,
         **options,
     )
+    if change_repeats > 1:
+        oversample_change(dls, change_repeats)
     detector = ChangeDetector(dls, arch=arch, pretrained=False, loss=loss, **(arch_kwargs or {}))
     start = time.perf_counter()
     with detector.learn.no_bar(), detector.learn.no_logging():
@@ -56,6 +60,17 @@ def train(
     seconds = time.perf_counter() - start
     detector.tune_threshold()
     return detector, seconds
+
+
+def oversample_change(dls: Any, repeats: int) -> None:
+    """Repeat each training chip that holds change ``repeats`` times in every epoch."""
+    ds = dls.train_ds
+    picked = [i for i in range(len(ds)) if (ds.raw(i)[2] == 1).any()]
+    extra = [i for i in picked for _ in range(repeats - 1)]
+    ds.chips += [ds.chips[i] for i in extra]
+    if ds.date_stats is not None:
+        ds.date_stats += [ds.date_stats[i] for i in extra]
+    dls.train.n = len(ds)
 
 
 def default_path(

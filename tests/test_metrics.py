@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from cdtools.errors import ParameterError
-from cdtools.learn.losses import BatchBalancedContrastiveLoss, BCEDiceLoss, lovasz_hinge
+from cdtools.learn.losses import (
+    BatchBalancedContrastiveLoss,
+    BCEDiceLoss,
+    label_edges,
+    lovasz_hinge,
+)
 from cdtools.learn.metrics import (
     best_f1_threshold,
     confusion,
@@ -101,6 +106,26 @@ def test_tversky_weighs_missed_change_against_false_change() -> None:
     assert recall(adds, target).item() == pytest.approx(1 - 8 / 8.6, abs=1e-4)
     with pytest.raises(ParameterError, match="tversky_beta must be between 0 and 1"):
         BCEDiceLoss(tversky_beta=1.0)
+
+
+def test_ignore_edge_skips_a_band_around_the_label_outline() -> None:
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, 2:5, 2:5] = 1  # a 3 x 3 square of change
+    edges = label_edges((target == 1).float(), 1)[0]
+    # the square's outline grown by one pixel each way: a 5 x 5 ring minus its centre
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[1:6, 1:6] = True
+    expected[3, 3] = False
+    assert torch.equal(edges, expected)
+    assert not label_edges(torch.ones(1, 4, 4), 2).any()  # the image border is no edge
+    good = torch.where(target == 1, 8.0, -8.0).float()[:, None]
+    blurred = good.clone()
+    blurred[0, 0][expected] = 100.0  # confident nonsense only along the outline
+    loss = BCEDiceLoss(ignore_edge=1)
+    assert loss(blurred, target).item() == pytest.approx(loss(good, target).item(), abs=1e-6)
+    assert BCEDiceLoss()(blurred, target) > loss(blurred, target) + 1.0
+    with pytest.raises(ParameterError, match="ignore_edge must be 0 or more"):
+        BCEDiceLoss(ignore_edge=-1)
 
 
 def test_lovasz_hinge_by_hand_and_in_the_loss() -> None:

@@ -23,6 +23,9 @@ class BCEDiceLoss(nn.Module):
     (Salehi et al. 2017): the weight of missed change against false change in the overlap
     term, 0.5 being Dice and more favouring recall. ``lovasz_weight`` adds the Lovász hinge
     (Berman et al. 2018), a surrogate of the change class's IoU over the batch.
+    ``ignore_edge`` ignores the pixels within that many pixels of an edge between change
+    and no change: hand-drawn labels are least certain there (on AirChange a band of 2
+    did not help: benchmarks/recipe_airchange.py).
 
     Example:
         >>> loss = BCEDiceLoss()
@@ -40,12 +43,16 @@ class BCEDiceLoss(nn.Module):
         pos_weight: float = 1.0,
         tversky_beta: float = 0.5,
         lovasz_weight: float = 0.0,
+        ignore_edge: int = 0,
     ):
         super().__init__()
         if not 0.0 < tversky_beta < 1.0:
             raise ParameterError(
                 f"tversky_beta must be between 0 and 1 (0.5 is Dice), got {tversky_beta}."
             )
+        if ignore_edge < 0:
+            raise ParameterError(f"ignore_edge must be 0 or more pixels, got {ignore_edge}.")
+        self.ignore_edge = ignore_edge
         self.bce_weight, self.dice_weight, self.smooth = bce_weight, dice_weight, smooth
         self.focal_gamma, self.pos_weight = focal_gamma, pos_weight
         self.tversky_beta, self.lovasz_weight = tversky_beta, lovasz_weight
@@ -56,6 +63,8 @@ class BCEDiceLoss(nn.Module):
         if not valid.any():
             return logits.sum() * 0.0
         truth = (target == 1).float()
+        if self.ignore_edge:
+            valid = valid & ~label_edges(truth, self.ignore_edge)
         loss = self.bce_weight * self._pixel_loss(
             logits[valid], truth[valid]
         ) + self.dice_weight * self._dice(torch.sigmoid(logits) * valid, truth * valid)
@@ -83,6 +92,16 @@ class BCEDiceLoss(nn.Module):
             overlap + (1 - beta) * false + beta * missed + self.smooth / 2
         )
         return 1 - index
+
+
+def label_edges(truth: torch.Tensor, width: int) -> torch.Tensor:
+    """The pixels of ``(b, h, w)`` 0/1 ``truth`` within ``width`` pixels (a square
+    neighbourhood) of a pixel of the other class: where dilating and eroding the change
+    class disagree."""
+    size = 2 * width + 1
+    grown = F.max_pool2d(truth[:, None], size, stride=1, padding=width)
+    shrunk = -F.max_pool2d(-truth[:, None], size, stride=1, padding=width)
+    return (grown != shrunk)[:, 0]
 
 
 def lovasz_hinge(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
