@@ -39,6 +39,18 @@ def test_fc_networks_have_the_papers_size_and_take_any_image_size(arch: str) -> 
             assert model((x, x)).shape == (1, 1, height, width)
 
 
+def test_fc_width_doubles_every_level() -> None:
+    wide = ARCHITECTURES["fc_siam_conc"](3, width=32).eval()
+    # every convolution has twice the inputs and outputs, so about four times the weights
+    assert 3.9 < sum(p.numel() for p in wide.parameters()) / PAPER_PARAMETERS["fc_siam_conc"] < 4
+    assert [block[0].out_channels for block in wide.encoder] == [32, 64, 128, 256]
+    x = torch.randn(1, 3, 40, 24)
+    with torch.no_grad():
+        assert wide((x, x)).shape == (1, 1, 40, 24)
+    with pytest.raises(ParameterError, match="width must be at least 1"):
+        ARCHITECTURES["fc_ef"](3, width=0)
+
+
 def test_fc_siam_diff_skips_see_no_change_for_identical_dates() -> None:
     model = ARCHITECTURES["fc_siam_diff"](3).eval()
     seen = []

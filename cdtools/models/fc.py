@@ -9,7 +9,8 @@
 - ``fc_siam_diff``: the same shared encoder; each skip carries |after - before|.
 
 Encoder: four levels of 16, 32, 64 and 128 channels (two, two, three and three 3x3
-convolutions with batch norm, ReLU and dropout), each followed by 2x2 max pooling.
+convolutions with batch norm, ReLU and dropout), each followed by 2x2 max pooling;
+``width`` sets the first level's channels (16 in the paper) and the rest follow it.
 Decoder: transposed convolutions back up, each joined to its level's skip connection.
 Any input size works: upsampled maps are padded to their skip's size, as in the paper's
 code.
@@ -28,7 +29,6 @@ from cdtools.models.backbone import check_from_scratch
 from cdtools.models.siamese_unet import fuse_dates
 
 Fusion = Literal["early", "concat", "diff"]
-WIDTHS = (16, 32, 64, 128)
 CONVS = (2, 2, 3, 3)
 
 
@@ -67,6 +67,8 @@ class FullyConvolutionalCD(nn.Module):
             every architecture takes the same arguments.
         pretrained: must be False or "auto": these networks are trained from scratch.
         dropout: dropout after every convolution (0.2 in the paper).
+        width: channels of the first level, doubled at each of the next three (16 in
+            the paper; 32 has about four times the parameters and computation).
 
     Example:
         >>> model = FCSiamDiff(3)
@@ -85,6 +87,7 @@ class FullyConvolutionalCD(nn.Module):
         backbone: str | None = None,
         pretrained: bool | str = False,
         dropout: float = 0.2,
+        width: int = 16,
     ) -> None:
         super().__init__()
         if backbone is not None:
@@ -93,23 +96,28 @@ class FullyConvolutionalCD(nn.Module):
                 f"{backbone!r}); backbones are for siamese_unet, stanet, bit and tinycd."
             )
         self.weights_source = check_from_scratch(type(self).__name__, pretrained)
+        if width < 1:
+            raise ParameterError(f"width must be at least 1 channel, got {width}.")
+        widths = (width, 2 * width, 4 * width, 8 * width)
         first = 2 * in_channels if self.fusion == "early" else in_channels
         self.encoder = nn.ModuleList(
             _block(c_in, c_out, n, dropout)
-            for c_in, c_out, n in zip((first, *WIDTHS[:-1]), WIDTHS, CONVS, strict=True)
+            for c_in, c_out, n in zip((first, *widths[:-1]), widths, CONVS, strict=True)
         )
         skip = 2 if self.fusion == "concat" else 1
         self.up = nn.ModuleList(
             nn.ConvTranspose2d(w, w, 3, stride=2, padding=1, output_padding=1)
-            for w in reversed(WIDTHS)
+            for w in reversed(widths)
         )
-        # Level by level from the deepest: (upsampled + skip) -> decoder widths.
-        widths = ((128, 128, 64), (64, 64, 32), (32, 16), (16,))
+        # Level by level from the deepest: (upsampled + skip) -> decoder widths
+        # (128, 128, 64), (64, 64, 32), (32, 16) and (16,) at the paper's width.
+        w1, w2, w3, w4 = widths
+        outs = ((w4, w4, w3), (w3, w3, w2), (w2, w1), (w1,))
         self.decoder = nn.ModuleList(
             _decoder_block(w + skip * w, out, dropout)
-            for w, out in zip(reversed(WIDTHS), widths, strict=True)
+            for w, out in zip(reversed(widths), outs, strict=True)
         )
-        self.head = nn.Conv2d(16, 1, 3, padding=1)
+        self.head = nn.Conv2d(w1, 1, 3, padding=1)
 
     def forward(self, pair: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         before, after = pair
