@@ -287,6 +287,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="one-cycle peak (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0, help="weights, split and batches")
     parser.add_argument("--dropout", type=float, help="the FC networks' (default: their own)")
+    parser.add_argument("--width", type=int, help="the FC networks' first level (default: 16)")
     parser.add_argument(
         "--tversky-beta", type=float, help="BCEDiceLoss's tversky_beta (default: 0.5, Dice)"
     )
@@ -300,6 +301,7 @@ def main() -> None:
         raise SystemExit(f"the real data is not at {args.data}; pass --data.")
     work = Path(tempfile.mkdtemp(prefix="cdtools-real-"))
     options = {} if args.dropout is None else {"dropout": args.dropout}
+    options |= {} if args.width is None else {"width": args.width}
     loss_options = {} if args.tversky_beta is None else {"tversky_beta": args.tversky_beta}
     makers = {
         "airchange": (airchange, args.epochs_airchange),
