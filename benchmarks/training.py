@@ -9,9 +9,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from fastai.callback.core import Callback
 
 from cdtools.baseline import naive_baseline
 from cdtools.chips.data import prepare_data
+from cdtools.chips.labels import IGNORE
 from cdtools.learn.detector import ChangeDetector
 from cdtools.learn.metrics import confusion, scores
 
@@ -32,6 +34,9 @@ def train(
     arch_kwargs: dict[str, Any] | None = None,
     transforms: Literal["default", "warp", "geometry"] | None = "default",
     change_repeats: int = 1,
+    paste_change: float = 0.0,
+    shift_dates: int = 0,
+    wd: float | None = None,
     **fit_options: Any,
 ) -> tuple[ChangeDetector, float]:
     """A detector trained from scratch on ``chips`` with its threshold tuned, and the seconds
@@ -52,6 +57,12 @@ def train(
     if change_repeats > 1:
         oversample_change(dls, change_repeats)
     detector = ChangeDetector(dls, arch=arch, pretrained=False, loss=loss, **(arch_kwargs or {}))
+    if paste_change:
+        detector.learn.add_cb(PasteChange(paste_change, seed=seed))
+    if shift_dates:
+        detector.learn.add_cb(ShiftDates(shift_dates, seed=seed))
+    if wd is not None:
+        detector.learn.wd = wd
     start = time.perf_counter()
     with detector.learn.no_bar(), detector.learn.no_logging():
         if lr is None:
@@ -71,6 +82,72 @@ def oversample_change(dls: Any, repeats: int) -> None:
     if ds.date_stats is not None:
         ds.date_stats += [ds.date_stats[i] for i in extra]
     dls.train.n = len(ds)
+
+
+class PasteChange(Callback):
+    """Copy-paste of change between the chips of a training batch.
+
+    With chance ``p``, a chip gets the change pixels of another chip of the batch (both
+    dates and the label, shifted by a random offset) pasted over its own: new change in a
+    new place, its outline the same on both dates so that only the change itself differs.
+    """
+
+    def __init__(self, p: float, *, seed: int = 0) -> None:
+        self.p = p
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def before_batch(self) -> None:
+        if not self.training:
+            return
+        ((before, after),), (mask,) = self.learn.xb, self.learn.yb
+        donors = (mask == 1).flatten(1).any(1).nonzero().flatten()
+        if donors.numel() == 0:
+            return
+        source = before, after, mask
+        before, after, mask = before.clone(), after.clone(), mask.clone()
+        draw = self.generator
+        for i in range(len(mask)):
+            j = int(donors[torch.randint(len(donors), (1,), generator=draw)])
+            if j == i or torch.rand(1, generator=draw).item() >= self.p:
+                continue
+            shift = tuple(int(v) for v in torch.randint(mask.shape[-1], (2,), generator=draw))
+            moved = [t[j].roll(shift, dims=(-2, -1)) for t in source]
+            change = moved[2] == 1
+            before[i][:, change] = moved[0][:, change]
+            after[i][:, change] = moved[1][:, change]
+            mask[i][change] = 1
+        self.learn.xb, self.learn.yb = ((before, after),), (mask,)
+
+
+class ShiftDates(Callback):
+    """Misregistration as augmentation: half the training chips of a batch get their after
+    date moved by up to ``pixels`` pixels in each direction against the before date and
+    the label (the pixels that wrap round the edge are ignored), so that edges which only
+    move between dates are no change to learn."""
+
+    def __init__(self, pixels: int, *, seed: int = 0) -> None:
+        self.pixels = pixels
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def before_batch(self) -> None:
+        if not self.training:
+            return
+        ((before, after),), (mask,) = self.learn.xb, self.learn.yb
+        after, mask = after.clone(), mask.clone()
+        draw = self.generator
+        for i in range(len(mask)):
+            if torch.rand(1, generator=draw).item() >= 0.5:
+                continue
+            dy, dx = (
+                int(v) - self.pixels
+                for v in torch.randint(2 * self.pixels + 1, (2,), generator=draw)
+            )
+            after[i] = after[i].roll((dy, dx), dims=(-2, -1))
+            for offset, dim in ((dy, 0), (dx, 1)):
+                if offset:
+                    edge = slice(None, offset) if offset > 0 else slice(offset, None)
+                    mask[i][(edge, slice(None)) if dim == 0 else (slice(None), edge)] = IGNORE
+        self.learn.xb, self.learn.yb = ((before, after),), (mask,)
 
 
 def default_path(
