@@ -28,7 +28,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "chips": (
         "plots", "chips.labels", "chips.folder", "chips.writer", "chips.export", "chips.augment",
-        "chips.stats", "chips.pairs", "chips.data", "chips.sparse_labels",
+        "chips.coarsen", "chips.stats", "chips.pairs", "chips.data", "chips.sparse_labels",
     ),
     "learn": (
         "models", "learn.package", "learn.onnx_export", "learn.checkpoint", "learn.losses",

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from cdtools.chips.augment import augment_pair, center_crop
+from cdtools.chips.coarsen import coarsen_image, coarsen_mask
 from cdtools.chips.folder import Chip, read_chip, read_label_values
 from cdtools.chips.labels import CODINGS, IGNORE
 from cdtools.chips.stats import NormStats
@@ -25,7 +26,9 @@ class ChipPairs(torch.utils.data.Dataset):
     """A dataset of chips read from disk, normalised and (for training) augmented.
 
     ``augment`` is prepare_data's ``transforms`` ("default", "warp" or "geometry") for
-    training chips, None for validation chips (centre-cropped to ``chip_size``).
+    training chips, None for validation chips (centre-cropped to ``chip_size``);
+    ``downsample``: each chip's k x k blocks averaged into one pixel before either
+    (:mod:`cdtools.chips.coarsen`).
     """
 
     def __init__(
@@ -38,6 +41,7 @@ class ChipPairs(torch.utils.data.Dataset):
         augment: Literal["default", "warp", "geometry"] | None,
         seed: int,
         date_stats: Sequence[tuple[NormStats, NormStats]] | None = None,
+        downsample: int = 1,
     ) -> None:
         self.chips = list(chips)
         self.stats = stats
@@ -47,6 +51,7 @@ class ChipPairs(torch.utils.data.Dataset):
         self.chip_size = chip_size
         self.augment = augment
         self.seed = seed
+        self.downsample = downsample
         self._calls = 0
 
     def __len__(self) -> int:
@@ -117,6 +122,9 @@ class ChipPairs(torch.utils.data.Dataset):
         before, after, mask = self.raw(i)
         stats = self.date_stats[i] if self.date_stats is not None else (self.stats, self.stats)
         before, after = stats[0].normalise(before), stats[1].normalise(after)
+        if self.downsample > 1:
+            before, after = (coarsen_image(x, self.downsample) for x in (before, after))
+            mask = coarsen_mask(mask, self.downsample)
         if self.augment:
             self._calls += 1
             worker = torch.utils.data.get_worker_info()

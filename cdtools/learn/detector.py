@@ -100,6 +100,7 @@ class ChangeDetector(Trainable):
             stats=data.stats,
             arch_kwargs=dict(arch_kwargs),
             bands=data.bands,
+            downsample=data.downsample,
         )
         try:
             model = ARCHITECTURES[arch](
@@ -126,6 +127,12 @@ class ChangeDetector(Trainable):
             raise ParameterError(
                 f"the data has {data.n_bands} bands but the model takes {spec.in_channels}; "
                 "prepare the data with the model's bands."
+            )
+        if data.downsample != spec.downsample:
+            raise ParameterError(
+                f"the model was trained with downsample={spec.downsample} and these data are "
+                f"prepared with downsample={data.downsample}; prepare them with "
+                f"prepare_data(..., downsample={spec.downsample})."
             )
         if data.stats.per_scene != spec.stats.per_scene:
             norm = "scene" if spec.stats.per_scene else "dataset"
@@ -298,6 +305,12 @@ class ChangeDetector(Trainable):
 
     def export_onnx(self, path: PathLike, *, tile: int | None = None) -> Path:
         """Write an ONNX model: inputs before and after (normalised), output probability."""
+        if self.spec.downsample > 1:
+            raise ParameterError(
+                f"this model was trained with downsample={self.spec.downsample}, which an "
+                "ONNX file does not hold yet; predict and predict_scene apply it (with "
+                "runtime='onnxruntime' or 'openvino' too)."
+            )
         from cdtools.learn.onnx_export import write_onnx
 
         return write_onnx(self.model, self.probability, Path(path), self.spec, tile=tile)
@@ -370,7 +383,8 @@ class ChangeDetector(Trainable):
         if out_path is not None and Path(out_path).exists() and not overwrite:
             raise OutputExistsError(f"{out_path} exists; pass overwrite=True to replace it.")
         pair = load_pair(before_image, after_image)
-        padded = padded_pair(pair, -(-(tile or self.spec.chip_size) // 32) * 32)
+        extent = tile or self.spec.chip_size * self.spec.downsample
+        padded = padded_pair(pair, -(-extent // 32) * 32)
         prob = predict_scene(
             self, padded, tile=tile, overlap=overlap, batch_size=batch_size,
             precision=precision, tta=tta, encoding="float32",

@@ -16,12 +16,16 @@ from typing import Any, Protocol
 import torch
 
 from cdtools import __version__
+from cdtools.chips.coarsen import FACTORS
 from cdtools.chips.stats import NormStats
 from cdtools.errors import CdtoolsError, OutputExistsError
 from cdtools.io.raster import PathLike, atomic_path
 
 FORMAT = "cdtools-change-model"
 FORMAT_VERSION = 1
+# A change model with downsample > 1 is written as version 2: readers of version 1 would
+# ignore the field and predict at the wrong resolution, so they refuse it instead.
+COARSE_FORMAT_VERSION = 2
 CLASSIFIER_FORMAT = "cdtools-landcover-model"
 WEIGHTS, SPEC = "model.safetensors", "model.json"
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".pth", ".pt", ".ckpt", ".bin", ".joblib", ".npy"}
@@ -54,13 +58,15 @@ class ModelSpec:
     class_colours: tuple[str, ...] = ("#000000", "#ff2a1a")
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # pixels averaged along each side before the model (prepare_data's downsample)
+    downsample: int = 1
 
     def to_json(self) -> dict[str, Any]:
         spec = asdict(self)
         spec["stats"] = asdict(self.stats)
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": COARSE_FORMAT_VERSION if self.downsample > 1 else FORMAT_VERSION,
             "cdtools_version": __version__,
             **spec,
         }
@@ -76,13 +82,18 @@ class ModelSpec:
             raise PackageError(
                 f"model.json is not a cdtools change model (format={data.get('format')!r}){hint}."
             )
-        if data.get("format_version", 0) > FORMAT_VERSION:
+        if data.get("format_version", 0) > COARSE_FORMAT_VERSION:
             raise PackageError(
                 f"this model package has format {data['format_version']}, newer than this cdtools "
-                f"reads ({FORMAT_VERSION}); upgrade cdtools."
+                f"reads ({COARSE_FORMAT_VERSION}); upgrade cdtools."
             )
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
+        if values.get("downsample", 1) not in FACTORS:
+            raise PackageError(
+                f"model.json has downsample={values['downsample']!r}; cdtools models are "
+                f"trained with one of {FACTORS}. The package is damaged: save it again."
+            )
         values["stats"] = NormStats(
             **{k: tuple(v) if k != "source" else v for k, v in data["stats"].items()}
         )

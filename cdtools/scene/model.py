@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cdtools.chips.coarsen import coarsen_image
 from cdtools.errors import ParameterError
 from cdtools.learn.package import ModelSpec, read_package_bytes
 from cdtools.learn.precision import Precision, resolve_precision
@@ -60,7 +61,7 @@ class SceneModel:
                 f"not {type(model).__name__}."
             )
         # what builds the module too: the same weights in another architecture are another model
-        built = [spec.arch, spec.backbone, spec.in_channels, spec.arch_kwargs]
+        built = [spec.arch, spec.backbone, spec.in_channels, spec.arch_kwargs, spec.downsample]
         described = json.dumps(built, sort_keys=True, default=str).encode()
         token = hashlib.sha256(weights + described).hexdigest()[:16]
         return cls(spec.to_json(), weights, token)
@@ -131,7 +132,29 @@ class SceneModel:
     ) -> np.ndarray:
         """Change probability ``(n, h, w)`` of normalised ``(n, c, h, w)`` batches; with
         ``tta``, the mean over the 8 flips and quarter turns of each (square) tile; run by
-        torch, or by another ``runtime`` (:mod:`cdtools.scene.runtime`) on the CPU."""
+        torch, or by another ``runtime`` (:mod:`cdtools.scene.runtime`) on the CPU. A
+        model trained with ``downsample`` > 1 sees the batches coarsened the same way, and
+        its probability comes back to their grid (bilinear)."""
+        factor = self.spec.downsample
+        if factor == 1:
+            return self._predict(before, after, device, precision, tta, runtime)
+        height, width = before.shape[-2:]
+        coarse = [coarsen_image(x, factor) for x in (before, after)]
+        size = coarse[0].shape[-2:]
+        prob = self._predict(
+            *(_to_multiple(x, 32) for x in coarse), device, precision, tta, runtime
+        )
+        return _resized(prob[:, : size[0], : size[1]], (height, width))
+
+    def _predict(
+        self,
+        before: np.ndarray,
+        after: np.ndarray,
+        device: str | None,
+        precision: Precision,
+        tta: bool,
+        runtime: str,
+    ) -> np.ndarray:
         import torch
 
         from cdtools.learn.tta import check_tta_model, dihedral_mean
@@ -157,6 +180,23 @@ class SceneModel:
             pair = tuple(torch.from_numpy(x).to(device) for x in (before, after))
             prob = dihedral_mean(forward, *pair) if tta else forward(*pair)
             return prob.cpu().numpy()
+
+
+def _to_multiple(batch: np.ndarray, multiple: int) -> np.ndarray:
+    """``(n, c, h, w)`` mirrored at its bottom and right edges up to a multiple of ``multiple``."""
+    pad = [(-side) % multiple for side in batch.shape[-2:]]
+    if not any(pad):
+        return batch
+    return np.pad(batch, ((0, 0), (0, 0), (0, pad[0]), (0, pad[1])), mode="symmetric")
+
+
+def _resized(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(n, h, w)`` probabilities resampled bilinearly to ``size``."""
+    import torch
+    import torch.nn.functional as F
+
+    grid = torch.from_numpy(np.ascontiguousarray(prob, dtype=np.float32))[:, None]
+    return F.interpolate(grid, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
 def _with_weights(spec: ModelSpec, weights: bytes) -> Any:
