@@ -37,6 +37,7 @@ def train(
     paste_change: float = 0.0,
     shift_dates: int = 0,
     wd: float | None = None,
+    downsample: int = 1,
     **fit_options: Any,
 ) -> tuple[ChangeDetector, float]:
     """A detector trained from scratch on ``chips`` with its threshold tuned, and the seconds
@@ -52,6 +53,7 @@ def train(
         batch_size=batch_size,
         seed=seed,
         transforms=transforms,
+        downsample=downsample,
         **options,
     )
     if change_repeats > 1:
