@@ -55,6 +55,12 @@ def conc(**changes: Any) -> dict[str, Any]:
     return config(arch="fc_siam_conc", stride=128, epochs=12, fit={"checkpoint": True}) | changes
 
 
+# dropout 0, Tversky 0.9 and three times the epochs: the three knobs that each lifted Szada/1
+SZADA_COMBO: dict[str, Any] = {
+    "arch_kwargs": {"dropout": 0.0},
+    "loss": {"tversky_beta": 0.9},
+    "epochs": 36,
+}
 CONC_KNOBS: dict[str, dict[str, Any]] = {
     "s64": {"stride": 64},  # 4x the chips (overlapping), 4x the time
     "e24": {"epochs": 24},
@@ -93,9 +99,7 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
     # the three that each lifted Szada/1 (and cost Tiszadob/3), together
     "scene_dropout0_tversky09_e36": {
         "norm": "scene",
-        "arch_kwargs": {"dropout": 0.0},
-        "loss": {"tversky_beta": 0.9},
-        "epochs": 36,
+        **SZADA_COMBO,
     },
     # pixels within 2 px of a label edge ignored by the loss (coarse hand-drawn outlines)
     "scene_edge2": {"norm": "scene", "loss": {"ignore_edge": 2}},
@@ -109,9 +113,7 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
     "scene_paste05_dropout0_tversky09_e36": {
         "norm": "scene",
         "paste_change": 0.5,
-        "arch_kwargs": {"dropout": 0.0},
-        "loss": {"tversky_beta": 0.9},
-        "epochs": 36,
+        **SZADA_COMBO,
     },
     # half the training chips with the after date moved by up to 2 px against the before
     # date and the label (misregistration: edges that only move are no change)
@@ -127,9 +129,7 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
         "norm": "scene",
         "scale": 0.5,
         "stride": 64,
-        "arch_kwargs": {"dropout": 0.0},
-        "loss": {"tversky_beta": 0.9},
-        "epochs": 36,
+        **SZADA_COMBO,
     },
     # the same through cdtools' own path: 256-pixel chips at stride 128 exported as they
     # are, prepare_data(chip_size=128, downsample=2), predict on the full-resolution pair
@@ -137,9 +137,7 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
         "norm": "scene",
         "export_chip_size": 256,
         "downsample": 2,
-        "arch_kwargs": {"dropout": 0.0},
-        "loss": {"tversky_beta": 0.9},
-        "epochs": 36,
+        **SZADA_COMBO,
     },
     # the best epoch kept by validation F1 of change instead of validation loss
     "scene_monitor_f1": {"norm": "scene", "fit": {"checkpoint": True, "monitor": "f1"}},
@@ -148,9 +146,7 @@ CONC_KNOBS: dict[str, dict[str, Any]] = {
     "scene_lr1e-3_dropout0_tversky09_e36": {
         "norm": "scene",
         "lr": 1e-3,
-        "arch_kwargs": {"dropout": 0.0},
-        "loss": {"tversky_beta": 0.9},
-        "epochs": 36,
+        **SZADA_COMBO,
     },
     # trained in fp32 instead of bf16 autocast (what "auto" picks on CPUs that have it)
     "scene_fp32": {"norm": "scene", "fit": {"checkpoint": True, "precision": "fp32"}},

@@ -97,6 +97,19 @@ def pair(tmp_path: Path) -> Pair:
     return make_pair(tmp_path / "scene")
 
 
+@pytest.fixture(scope="module")
+def tiny_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Nine 64-pixel chips of a 128 x 128 pair with one changed square."""
+    from cdtools.chips.export import export_training_data
+
+    folder = tmp_path_factory.mktemp("tiny")
+    pair = make_pair(folder / "scene", height=128, width=128, square=(30, 70, 40, 90))
+    return export_training_data(
+        pair.before, pair.after, pair.polygons, folder / "chips",
+        chip_size=64, stride=32, progress=False,
+    )  # fmt: skip
+
+
 # Three classes a network tells apart in a few steps: the colour of the whole patch.
 EASY = {"Blue": (40, 60, 200), "Green": (40, 170, 60), "Red": (200, 50, 40)}
 

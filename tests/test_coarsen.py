@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from cdtools.chips.coarsen import coarsen_image, coarsen_mask
 from cdtools.chips.data import prepare_data
-from cdtools.chips.export import export_training_data
 from cdtools.errors import ParameterError
 from cdtools.io.pair import array_pair
 from cdtools.learn.detector import ChangeDetector
@@ -20,17 +19,6 @@ from cdtools.learn.package import PackageError
 from cdtools.models import to_probability
 from cdtools.scene.model import SceneModel
 from cdtools.scene.predict import predict_scene
-from tests.conftest import make_pair
-
-
-@pytest.fixture(scope="module")
-def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("coarsen")
-    pair = make_pair(folder / "scene", height=192, width=192, square=(30, 70, 40, 90))
-    return export_training_data(
-        pair.before, pair.after, pair.polygons, folder / "chips",
-        chip_size=64, stride=64, progress=False,
-    )  # fmt: skip
 
 
 def test_blocks_are_averaged_and_partial_blocks_dropped() -> None:
@@ -53,8 +41,8 @@ def test_a_coarse_label_is_change_where_half_its_labelled_pixels_are() -> None:
     assert coarsen_mask(mask, 2).tolist() == [[1, 0, 1, 255, 0]]
 
 
-def test_prepare_data_coarsens_chips_and_masks(chips: Path) -> None:
-    dls = prepare_data(chips, chip_size=32, batch_size=2, norm="dataset", downsample=2)
+def test_prepare_data_coarsens_chips_and_masks(tiny_chips: Path) -> None:
+    dls = prepare_data(tiny_chips, chip_size=32, batch_size=2, norm="dataset", downsample=2)
     (before, after), mask = dls.one_batch()
     assert before.shape[-2:] == after.shape[-2:] == mask.shape[-2:] == (32, 32)
     assert dls.downsample == 2
@@ -67,13 +55,15 @@ def test_prepare_data_coarsens_chips_and_masks(chips: Path) -> None:
     assert (got_mask.numpy() == coarsen_mask(raw_mask, 2)).all()
 
 
-def test_bad_downsample_is_a_clear_error(chips: Path) -> None:
+def test_bad_downsample_is_a_clear_error(tiny_chips: Path) -> None:
     with pytest.raises(ParameterError, match=r"downsample must be one of \(1, 2, 4\)"):
-        prepare_data(chips, chip_size=32, downsample=3)
+        prepare_data(tiny_chips, chip_size=32, downsample=3)
 
 
-def test_a_coarse_model_predicts_on_the_input_grid_and_travels(chips: Path, tmp_path: Path) -> None:
-    dls = prepare_data(chips, chip_size=32, batch_size=4, norm="dataset", downsample=2)
+def test_a_coarse_model_predicts_on_the_input_grid_and_travels(
+    tiny_chips: Path, tmp_path: Path
+) -> None:
+    dls = prepare_data(tiny_chips, chip_size=32, batch_size=4, norm="dataset", downsample=2)
     torch.manual_seed(0)
     detector = ChangeDetector(dls, arch="fc_siam_conc", pretrained=False)
     detector.fit(1, checkpoint=False, precision="fp32")
@@ -108,7 +98,7 @@ def test_a_coarse_model_predicts_on_the_input_grid_and_travels(chips: Path, tmp_
     loaded = ChangeDetector.from_model(folder)
     np.testing.assert_allclose(loaded.predict(x, y).values, change.values, atol=1e-5)
     # fine-tuning on data prepared at another resolution, and ONNX, are refused clearly
-    native = prepare_data(chips, chip_size=32, batch_size=4, norm="dataset")
+    native = prepare_data(tiny_chips, chip_size=32, batch_size=4, norm="dataset")
     with pytest.raises(ParameterError, match="downsample=2"):
         ChangeDetector.from_model(folder, data=native)
     with pytest.raises(ParameterError, match="ONNX"):

@@ -10,20 +10,6 @@ import torch
 from cdtools.errors import ParameterError
 from cdtools.models import ARCHITECTURES
 
-
-@pytest.fixture(scope="module")
-def tiny_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cdtools.chips.export import export_training_data
-    from tests.conftest import make_pair
-
-    folder = tmp_path_factory.mktemp("fc")
-    pair = make_pair(folder / "scene", height=128, width=128, square=(30, 70, 40, 90))
-    return export_training_data(
-        pair.before, pair.after, pair.polygons, folder / "chips",
-        chip_size=64, stride=32, progress=False,
-    )  # fmt: skip
-
-
 # Parameter counts of the paper's networks (1.35 M, 1.55 M, 1.35 M for RGB pairs).
 PAPER_PARAMETERS = {"fc_ef": 1_350_433, "fc_siam_conc": 1_545_841, "fc_siam_diff": 1_350_001}
 
