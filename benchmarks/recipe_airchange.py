@@ -5,7 +5,9 @@ the full test images Szada/1 and Tiszadob/3 (F1 of change per image and pooled, 
 image over the literature's window, its top-left 784 x 448 pixels), with its threshold
 tuned on its own validation chips, as a user's default path does. The knobs:
 architecture, loss, chip size and stride (chip count), epochs, learning rate and
-schedule, normalisation, dropout and augmentation. Results are merged by name into
+schedule, normalisation, dropout, augmentation and resolution (``scale``: every image
+averaged before export and the map brought back to be scored; ``downsample``: the same
+through prepare_data). Results are merged by name into
 benchmarks/results/recipe_airchange.json, so configurations can be run a few at a time.
 
     python benchmarks/recipe_airchange.py --configs diff_bcedice_s64,diff_focal_s64
