@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
+from PIL import Image
 from rasterio.errors import NotGeoreferencedWarning
 from training import ARCHS, naive, pooled, score, throughput, train
 
@@ -46,6 +47,30 @@ def read(path: Path) -> np.ndarray:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(path) as src:
             return src.read()
+
+
+def resampled(data: Path, target: Path, scale: float) -> Path:
+    """A copy of AirChange (``data``) at ``target`` with every image and label resampled by
+    ``scale``, made once. Finer (scale > 1): images bicubic, labels nearest. Coarser:
+    both averaged over the pixels each new one covers, a label pixel being change where
+    most of what it covers is."""
+    finer = scale > 1
+    for first in data.rglob("im1.png"):
+        folder = target / first.parent.relative_to(data)
+        if folder.exists():
+            continue
+        folder.mkdir(parents=True)
+        for name in ("im1.png", "im2.png", "gt.png"):
+            image = Image.open(first.parent / name)
+            size = (round(image.width * scale), round(image.height * scale))
+            label = name == "gt.png"
+            if finer:
+                method = Image.Resampling.NEAREST if label else Image.Resampling.BICUBIC
+                image.resize(size, method).save(folder / name)
+                continue
+            small = image.resize(size, Image.Resampling.BOX)
+            (small.point(lambda v: 255 if v > 127 else 0) if label else small).save(folder / name)
+    return target
 
 
 def main() -> None:

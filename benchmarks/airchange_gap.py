@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from accuracy_airchange import resampled
 from accuracy_real import REAL_DATA, airchange
-from PIL import Image
 from training import default_path, score
 
 from cdtools.baseline import best_threshold
@@ -87,24 +87,11 @@ def taken_apart(detector: ChangeDetector, tests: dict[str, Any]) -> dict[str, An
     return out
 
 
-def upsampled(data: Path, work: Path, factor: int) -> Path:
-    """A copy of AirChange with every image and label resampled by ``factor``."""
-    target = work / "sztaki_airchange"
-    for first in (data / "sztaki_airchange").rglob("im1.png"):
-        folder = target / first.parent.relative_to(data / "sztaki_airchange")
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ("im1.png", "im2.png", "gt.png"):
-            image = Image.open(first.parent / name)
-            size = (image.width * factor, image.height * factor)
-            resample = Image.NEAREST if name == "gt.png" else Image.BICUBIC
-            image.resize(size, resample).save(folder / name)
-    return work
-
-
 def at_resolution(
     factor: int, epochs: int, seed: int, tests: dict[str, Any], work: Path
 ) -> dict[str, Any]:
-    data = upsampled(REAL_DATA, work / f"x{factor}", factor)
+    source = REAL_DATA / "sztaki_airchange"
+    data = resampled(source, work / f"x{factor}" / "sztaki_airchange", factor).parent
     task = airchange(data, work / f"x{factor}_chips", epochs=epochs)
     detector, seconds = default_path(task.chips, chip_size=128, epochs=epochs, seed=seed)
     out: dict[str, Any] = {

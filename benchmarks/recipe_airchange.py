@@ -25,8 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from accuracy_airchange import DEFAULT_DATA, LITERATURE_WINDOW, TEST_PAIRS, read
-from PIL import Image
+from accuracy_airchange import DEFAULT_DATA, LITERATURE_WINDOW, TEST_PAIRS, read, resampled
 from training import pooled, score, train
 
 from cdtools.chips.export import export_training_data
@@ -234,30 +233,12 @@ def export(data: Path, work: Path, pairs: list[str], chip_size: int, stride: int
     return folders
 
 
-def rescaled(data: Path, work: Path, scale: float) -> Path:
-    """A copy of AirChange with every image and label resampled by ``scale`` (area
-    averaging; a label pixel is change where most of what it covers is), made once."""
-    for first in data.rglob("im1.png"):
-        folder = work / first.parent.relative_to(data)
-        if folder.exists():
-            continue
-        folder.mkdir(parents=True)
-        for name in ("im1.png", "im2.png", "gt.png"):
-            image = Image.open(first.parent / name)
-            size = (round(image.width * scale), round(image.height * scale))
-            small = image.resize(size, Image.Resampling.BOX)
-            if name == "gt.png":
-                small = small.point(lambda v: 255 if v > 127 else 0)
-            small.save(folder / name)
-    return work
-
-
 def run(name: str, cfg: dict[str, Any], data: Path, work: Path) -> dict[str, Any]:
     pairs = sorted(str(p.parent.relative_to(data)) for p in data.rglob("im1.png"))
     scale = cfg.get("scale", 1.0)
     if scale != 1.0:  # trained and predicted at another resolution, scored at the truth's
         work = work / f"scale{scale:g}"
-        source = rescaled(data, work / "data", scale)
+        source = resampled(data, work / "data", scale)
     else:
         source = data
     chips = export(

@@ -86,7 +86,30 @@ def oversample_change(dls: Any, repeats: int) -> None:
     dls.train.n = len(ds)
 
 
-class PasteChange(Callback):
+class BatchEdit(Callback):
+    """A change to each training batch, drawn from its own seeded generator: subclasses
+    give :meth:`edit`, which returns new tensors (the batch's own stay as they are)."""
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def before_batch(self) -> None:
+        if self.training:
+            ((before, after),), (mask,) = self.learn.xb, self.learn.yb
+            before, after, mask = self.edit(before, after, mask)
+            self.learn.xb, self.learn.yb = ((before, after),), (mask,)
+
+    def draw(self, high: int, n: int = 1) -> list[int]:
+        return torch.randint(high, (n,), generator=self.generator).tolist()
+
+    def chance(self, p: float) -> bool:
+        return torch.rand(1, generator=self.generator).item() < p
+
+    def edit(self, before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor) -> tuple:
+        raise NotImplementedError
+
+
+class PasteChange(BatchEdit):
     """Copy-paste of change between the chips of a training batch.
 
     With chance ``p``, a chip gets the change pixels of another chip of the batch (both
@@ -95,61 +118,50 @@ class PasteChange(Callback):
     """
 
     def __init__(self, p: float, *, seed: int = 0) -> None:
+        super().__init__(seed=seed)
         self.p = p
-        self.generator = torch.Generator().manual_seed(seed)
 
-    def before_batch(self) -> None:
-        if not self.training:
-            return
-        ((before, after),), (mask,) = self.learn.xb, self.learn.yb
-        donors = (mask == 1).flatten(1).any(1).nonzero().flatten()
-        if donors.numel() == 0:
-            return
+    def edit(self, before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor) -> tuple:
+        donors = (mask == 1).flatten(1).any(1).nonzero().flatten().tolist()
+        if not donors:
+            return before, after, mask
         source = before, after, mask
         before, after, mask = before.clone(), after.clone(), mask.clone()
-        draw = self.generator
         for i in range(len(mask)):
-            j = int(donors[torch.randint(len(donors), (1,), generator=draw)])
-            if j == i or torch.rand(1, generator=draw).item() >= self.p:
+            j = donors[self.draw(len(donors))[0]]
+            if j == i or not self.chance(self.p):
                 continue
-            shift = tuple(int(v) for v in torch.randint(mask.shape[-1], (2,), generator=draw))
+            shift = tuple(self.draw(mask.shape[-1], 2))
             moved = [t[j].roll(shift, dims=(-2, -1)) for t in source]
             change = moved[2] == 1
             before[i][:, change] = moved[0][:, change]
             after[i][:, change] = moved[1][:, change]
             mask[i][change] = 1
-        self.learn.xb, self.learn.yb = ((before, after),), (mask,)
+        return before, after, mask
 
 
-class ShiftDates(Callback):
+class ShiftDates(BatchEdit):
     """Misregistration as augmentation: half the training chips of a batch get their after
     date moved by up to ``pixels`` pixels in each direction against the before date and
     the label (the pixels that wrap round the edge are ignored), so that edges which only
     move between dates are no change to learn."""
 
     def __init__(self, pixels: int, *, seed: int = 0) -> None:
+        super().__init__(seed=seed)
         self.pixels = pixels
-        self.generator = torch.Generator().manual_seed(seed)
 
-    def before_batch(self) -> None:
-        if not self.training:
-            return
-        ((before, after),), (mask,) = self.learn.xb, self.learn.yb
+    def edit(self, before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor) -> tuple:
         after, mask = after.clone(), mask.clone()
-        draw = self.generator
         for i in range(len(mask)):
-            if torch.rand(1, generator=draw).item() >= 0.5:
+            if not self.chance(0.5):
                 continue
-            dy, dx = (
-                int(v) - self.pixels
-                for v in torch.randint(2 * self.pixels + 1, (2,), generator=draw)
-            )
+            dy, dx = (v - self.pixels for v in self.draw(2 * self.pixels + 1, 2))
             after[i] = after[i].roll((dy, dx), dims=(-2, -1))
             for offset, dim in ((dy, 0), (dx, 1)):
                 if offset:
                     edge = slice(None, offset) if offset > 0 else slice(offset, None)
                     mask[i][(edge, slice(None)) if dim == 0 else (slice(None), edge)] = IGNORE
-        self.learn.xb, self.learn.yb = ((before, after),), (mask,)
+        return before, after, mask
 
 
 def default_path(

@@ -383,8 +383,7 @@ class ChangeDetector(Trainable):
         if out_path is not None and Path(out_path).exists() and not overwrite:
             raise OutputExistsError(f"{out_path} exists; pass overwrite=True to replace it.")
         pair = load_pair(before_image, after_image)
-        extent = tile or self.spec.chip_size * self.spec.downsample
-        padded = padded_pair(pair, -(-extent // 32) * 32)
+        padded = padded_pair(pair, -(-(tile or self.spec.extent) // 32) * 32)
         prob = predict_scene(
             self, padded, tile=tile, overlap=overlap, batch_size=batch_size,
             precision=precision, tta=tta, encoding="float32",

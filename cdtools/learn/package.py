@@ -61,6 +61,11 @@ class ModelSpec:
     # pixels averaged along each side before the model (prepare_data's downsample)
     downsample: int = 1
 
+    @property
+    def extent(self) -> int:
+        """The training chips' size in pixels of the images the model is given."""
+        return self.chip_size * self.downsample
+
     def to_json(self) -> dict[str, Any]:
         spec = asdict(self)
         spec["stats"] = asdict(self.stats)

@@ -135,7 +135,7 @@ class SceneModel:
         torch, or by another ``runtime`` (:mod:`cdtools.scene.runtime`) on the CPU. A
         model trained with ``downsample`` > 1 sees the batches coarsened the same way, and
         its probability comes back to their grid (bilinear)."""
-        factor = self.spec.downsample
+        factor = self.spec_json.get("downsample", 1)  # per batch: no parsing of the spec
         if factor == 1:
             return self._predict(before, after, device, precision, tta, runtime)
         height, width = before.shape[-2:]

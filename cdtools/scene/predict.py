@@ -106,13 +106,7 @@ def predict_scene(
     pair = _model_bands(pair, spec)
     height, width = pair.sizes["y"], pair.sizes["x"]
     tile, overlap = choose_tiling(
-        spec.arch,
-        spec.chip_size * spec.downsample,  # the chips' extent on the input's grid
-        height,
-        width,
-        tile=tile,
-        overlap=overlap,
-        largest=chunk or 640,
+        spec.arch, spec.extent, height, width, tile=tile, overlap=overlap, largest=chunk or 640
     )
     chunk = chunk or max(DEFAULT_CHUNK, tile)
     if chunk < tile:
